@@ -1,0 +1,1 @@
+"""Cases: membership and roles, evidence and its chain of custody, the audit log, web views and the API."""

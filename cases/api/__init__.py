@@ -1,0 +1,1 @@
+"""The REST API (DESIGN §5): cases, evidence intake and scan status."""

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from scanner.models import ScanRun
+
+from ..models import Case, Evidence
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    lead = serializers.CharField(source="lead.username", read_only=True)
+
+    class Meta:
+        model = Case
+        fields = ["id", "key", "title", "summary", "severity", "status", "lead", "created_at", "updated_at"]
+        read_only_fields = ["id", "key", "status", "lead", "created_at", "updated_at"]
+
+
+class ScanSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ScanRun
+        fields = ["id", "status", "progress", "error", "queued_at", "started_at", "finished_at", "stats"]
+        read_only_fields = fields
+
+
+class EvidenceSerializer(serializers.ModelSerializer):
+    case = serializers.PrimaryKeyRelatedField(read_only=True)
+    uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True)
+    scan = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Evidence
+        fields = ["id", "case", "original_name", "sha256", "size", "description", "uploaded_by", "uploaded_at",
+                  "scan"]
+        read_only_fields = fields
+
+    def get_scan(self, evidence: Evidence) -> dict | None:
+        runs = evidence.scans.all()  # prefetched: newest first
+        return ScanSerializer(runs[0]).data if runs else None
+
+
+class EvidenceUploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    description = serializers.CharField(required=False, allow_blank=True, default="")

@@ -1,0 +1,189 @@
+"""Cases, who may see them, the evidence they hold and its chain of custody, and the audit log."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+
+class Severity(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+class CaseStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CONTAINED = "contained", "Contained"
+    ERADICATED = "eradicated", "Eradicated"
+    RECOVERED = "recovered", "Recovered"
+    CLOSED = "closed", "Closed"
+
+
+class Role(models.TextChoices):
+    LEAD = "lead", "Lead"
+    INVESTIGATOR = "investigator", "Investigator"
+    VIEWER = "viewer", "Viewer"
+
+
+class CaseQuerySet(models.QuerySet):
+    def visible_to(self, user) -> CaseQuerySet:
+        """The one place that decides which cases a user may see: those they are a member of."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(memberships__user=user)
+
+
+class Case(models.Model):
+    key = models.CharField(max_length=32, unique=True, editable=False)
+    title = models.CharField(max_length=200)
+    summary = models.TextField(blank=True)
+    severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.MEDIUM)
+    status = models.CharField(max_length=16, choices=CaseStatus.choices, default=CaseStatus.OPEN)
+    lead = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="led_cases")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CaseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.title}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("cases:detail", args=[self.pk])
+
+    @classmethod
+    def open_case(cls, *, lead, title: str, summary: str = "", severity: str = Severity.MEDIUM) -> Case:
+        """Create a case with the next free key (INC-<year>-<nnnn>); its creator becomes its lead."""
+        year = timezone.now().year
+        prefix = f"INC-{year}-"
+        for _attempt in range(20):
+            last = cls.objects.filter(key__startswith=prefix).order_by("-key").values_list("key", flat=True)
+            number = int(last[0].removeprefix(prefix)) + 1 if last else 1
+            try:
+                with transaction.atomic():
+                    case = cls.objects.create(
+                        key=f"{prefix}{number:04d}", title=title, summary=summary, severity=severity, lead=lead
+                    )
+                    CaseMembership.objects.create(case=case, user=lead, role=Role.LEAD)
+                    AuditEvent.record(case=case, actor=lead, action="case.created", data={"key": case.key})
+                    return case
+            except IntegrityError:
+                continue  # another request took the same key; try the next one
+        raise RuntimeError("could not allocate a case key")
+
+    def role_of(self, user) -> str | None:
+        membership = self.memberships.filter(user=user).first()
+        return membership.role if membership else None
+
+
+class CaseMembership(models.Model):
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="case_memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.INVESTIGATOR)
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["case", "user"], name="one_membership_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.role} on {self.case.key}"
+
+
+class ImmutableModel(models.Model):
+    """Rows that are written once: chain-of-custody and audit records are never edited or deleted."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise PermissionError(f"{type(self).__name__} records are immutable")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError(f"{type(self).__name__} records are immutable")
+
+
+class Evidence(ImmutableModel):
+    """An uploaded artefact. Its bytes live in content-addressed storage and are never modified."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="evidence")
+    original_name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size = models.BigIntegerField()
+    storage_key = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    uploaded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-uploaded_at"]
+        verbose_name_plural = "evidence"
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.sha256[:12]})"
+
+
+class CustodyAction(models.TextChoices):
+    RECEIVED = "received", "Received"
+    VERIFIED = "verified", "Verified"
+    ACCESSED = "accessed", "Accessed"
+    EXPORTED = "exported", "Exported"
+
+
+class CustodyEvent(ImmutableModel):
+    evidence = models.ForeignKey(Evidence, on_delete=models.PROTECT, related_name="custody_events")
+    action = models.CharField(max_length=16, choices=CustodyAction.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+
+class AuditEvent(ImmutableModel):
+    """Append-only, hash-chained log: each event stores the hash of the one before it."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, null=True, related_name="audit_events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    action = models.CharField(max_length=64)
+    at = models.DateTimeField(default=timezone.now)
+    data = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def compute_hash(self) -> str:
+        body = {
+            "prev": self.prev_hash,
+            "case": self.case_id,
+            "actor": self.actor_id,
+            "action": self.action,
+            "at": self.at.isoformat(),
+            "data": self.data,
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+    @classmethod
+    def record(cls, *, action: str, actor=None, case: Case | None = None, data: dict | None = None) -> AuditEvent:
+        with transaction.atomic():
+            # Lock the chain's tail so concurrent writers cannot fork it (a no-op lock on SQLite, whose
+            # IMMEDIATE transactions already serialise writers).
+            previous = cls.objects.select_for_update().order_by("-pk").values_list("hash", flat=True).first()
+            event = cls(case=case, actor=actor, action=action, data=data or {}, prev_hash=previous or "")
+            event.hash = event.compute_hash()
+            event.save()
+            return event

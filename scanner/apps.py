@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ScannerConfig(AppConfig):
+    name = "scanner"
+    default_auto_field = "django.db.models.BigAutoField"
