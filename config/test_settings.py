@@ -16,3 +16,6 @@ os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("LOWERDIR_QUEUE", f"lowerdir-test-{secrets.token_hex(4)}")
 
 from .settings import *  # noqa: E402,F403
+
+# No collectstatic in tests: plain static storage (the manifest storage is exercised by `check --deploy`).
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
