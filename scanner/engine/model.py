@@ -105,6 +105,11 @@ class LayerResult:
     files_modified: int = 0
     files_deleted: int = 0
     trusted: bool = True  # False when a digest did not verify
+    # Added by the engine (not in the JSON report): what was actually read.
+    actual_digest: str = ""  # SHA-256 of the blob as read
+    actual_diff_id: str = ""  # SHA-256 of the uncompressed tar as read ("" if it could not be read whole)
+    compression: str = ""  # gzip | zstd | none, sniffed from the magic bytes
+    complete: bool = True  # False when a bound or a corrupt stream stopped the walk: files are missing
 
 
 @dataclass(slots=True)
@@ -120,6 +125,7 @@ class ImageResult:
     files: list[FileEntry] = field(default_factory=list)
     graveyard: list[GraveyardEntry] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    trailing_history: list[str] = field(default_factory=list)  # empty-layer steps after the last layer
 
 
 @dataclass(slots=True)

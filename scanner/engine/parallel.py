@@ -1,0 +1,86 @@
+"""Scan layer blobs in order or in worker processes (``jobs``); results come back in input order.
+
+Layers are independent, so each worker opens the source file itself and streams its blob: only the
+blob's location goes out and only the LayerScan (FileEntry list, digests, issues) comes back. Workers
+report progress through a shared array of per-blob byte counts that the parent sums while waiting.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.sharedctypes
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from .compression import BlobLocation
+from .layers import LayerScan, scan_layer
+from .limits import Limits
+from .model import ScanError
+
+ProgressFn = Callable[[int, int], None]
+
+_counters: multiprocessing.sharedctypes.SynchronizedArray | None = None  # set in each worker
+
+
+def _init_worker(counters: multiprocessing.sharedctypes.SynchronizedArray) -> None:
+    global _counters
+    _counters = counters
+
+
+def _work(slot: int, loc: BlobLocation, limits: Limits, algorithm: str) -> LayerScan:
+    counters = _counters
+    done = 0
+
+    def progress(n: int) -> None:
+        nonlocal done
+        done += n
+        if counters is not None:
+            counters[slot] = done  # one aligned store; no lock needed for a monotonic counter
+
+    return scan_layer(loc, limits, algorithm=algorithm, progress=progress)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """forkserver where available: forking a process that runs threads (a progress bar, a Celery
+    worker) is not safe, and forkserver children start from a clean, single-threaded server."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def run_layers(blobs: list[tuple[BlobLocation, str]], limits: Limits, jobs: int,
+               progress: ProgressFn | None = None) -> list[LayerScan]:
+    """Scan each ``(location, digest algorithm)``; ``progress(bytes_done, bytes_total)`` as bytes go."""
+    total = sum(loc.size for loc, _ in blobs)
+    if jobs <= 1 or len(blobs) <= 1:
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress is not None:
+                progress(done, total)
+
+        return [scan_layer(loc, limits, algorithm=alg, progress=tick) for loc, alg in blobs]
+
+    ctx = _context()
+    counters = ctx.Array("q", len(blobs), lock=False)
+    results: list[LayerScan | None] = [None] * len(blobs)
+    # Largest first, so the last worker to finish is not stuck with the biggest layer.
+    order = sorted(range(len(blobs)), key=lambda i: blobs[i][0].size, reverse=True)
+    try:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(blobs)), mp_context=ctx,
+                                 initializer=_init_worker, initargs=(counters,)) as pool:
+            futures: dict[Future, int] = {
+                pool.submit(_work, i, blobs[i][0], limits, blobs[i][1]): i for i in order
+            }
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    results[futures[future]] = future.result()
+                if progress is not None:
+                    progress(min(sum(counters), total), total)
+    except BrokenProcessPool as exc:
+        raise ScanError(f"a layer worker process died ({exc}); try again with --jobs 1") from None
+    return [r for r in results if r is not None]
