@@ -71,6 +71,18 @@ class Entry:
 
 
 @dataclass
+class RawBlob:
+    """A ready-made layer blob (e.g. a hand-made gzip bomb), stored as is. ``diff_id`` goes into the
+    config unchanged (give the real one, or anything when the test does not care)."""
+
+    blob: bytes
+    diff_id: str = "sha256:" + "0" * 64
+
+
+Layer = list[Entry | tuple[str, bytes]] | bytes | RawBlob  # entries, raw tar bytes, or a ready blob
+
+
+@dataclass
 class BuiltImage:
     path: Path
     manifest_digest: str  # "" for the legacy docker-archive layout (it has no manifest blob)
@@ -170,7 +182,7 @@ def _ref_annotations(tag: str, docker: bool) -> dict[str, str]:
 
 def build_image(
     dest: Path,
-    layers: list[list[Entry | tuple[str, bytes]]],
+    layers: list[Layer],
     *,
     fmt: str = "docker-archive",
     compression: str = "gzip",
@@ -179,13 +191,23 @@ def build_image(
     repo_tags: list[str] | None = None,
     platforms: list[str] | None = None,
 ) -> BuiltImage:
-    """Write an image with one layer per item of ``layers`` to ``dest`` (a file, or a dir for "oci")."""
+    """Write an image with one layer per item of ``layers`` to ``dest`` (a file, or a dir for "oci").
+
+    A layer is a list of entries, raw tar bytes (compressed like the others), or a :class:`RawBlob`.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
     dest = Path(dest)
-    tars = [layer_tar(entries) for entries in layers]
-    blobs_data = [compress(t, compression) for t in tars]
-    diff_ids = [sha256(t) for t in tars]
+    blobs_data: list[bytes] = []
+    diff_ids: list[str] = []
+    for layer in layers:
+        if isinstance(layer, RawBlob):
+            blobs_data.append(layer.blob)
+            diff_ids.append(layer.diff_id)
+            continue
+        tar = layer if isinstance(layer, bytes) else layer_tar(layer)
+        blobs_data.append(compress(tar, compression))
+        diff_ids.append(sha256(tar))
     layer_digests = [sha256(b) for b in blobs_data]
     tags = list(repo_tags or [])
 

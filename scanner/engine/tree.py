@@ -103,11 +103,12 @@ class MergedTree:
                 else:
                     entry.change = Change.MODIFIED
                     self._bury(old, layer, "shadowed")
-                if old.type is EntryType.DIR and entry.type is not EntryType.DIR:
-                    self.hide(path, layer, "shadowed", include_self=False)
             else:
                 entry.change = Change.MODIFIED if path in removed else Change.ADDED
                 self._link(path)
+            if entry.type is not EntryType.DIR and path in self.children:
+                # a non-directory replaces a directory (explicit or implicit): its subtree goes
+                self.hide(path, layer, "shadowed", include_self=False)
             entry.visible = True
             live[path] = entry
         for entry in entries:

@@ -1,0 +1,18 @@
+"""Engine tests: no Django, no database (run with ``-p no:django``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("engine", max_examples=150, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.load_profile("engine")
+
+
+@pytest.fixture(autouse=True)
+def isolated_store(tmp_path: Path) -> Path:
+    """Overrides the Django suite's autouse fixture of the same name: the engine has no store."""
+    return tmp_path
