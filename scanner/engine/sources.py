@@ -121,7 +121,7 @@ class ArchiveSource(Source):
         try:
             size = os.fstat(fd).st_size
             try:
-                headers = iter_headers(lambda pos, n: os.pread(fd, n, pos), size, limits,
+                headers, self.ended = iter_headers(lambda pos, n: os.pread(fd, n, pos), size, limits,
                                        limits.max_archive_members)
             except TarFormatError as exc:
                 raise ScanError(f"not a readable image archive: {exc}") from None
@@ -138,7 +138,11 @@ class ArchiveSource(Source):
         self.kind = spec.kind or ("docker-archive" if "manifest.json" in self.members else
                                   "oci-archive" if "index.json" in self.members else "")
         if not self.kind:
-            raise ScanError("not an image archive: it has neither manifest.json nor index.json")
+            raise ScanError("not an image archive: it has neither manifest.json nor index.json"
+                            + self._truncation_hint())
+
+    def _truncation_hint(self) -> str:
+        return "" if self.ended else " (and no end-of-archive marker: is the file truncated?)"
 
     def exists(self, name: str) -> bool:
         norm = _norm_member(name)
@@ -151,7 +155,8 @@ class ArchiveSource(Source):
         for _ in range(self.limits.max_link_hops + 1):
             member = self.members.get(norm)
             if member is None:
-                raise ScanError(f"{what}: {name[:200]!r} is missing from the archive")
+                raise ScanError(f"{what}: {name[:200]!r} is missing from the archive"
+                                + self._truncation_hint())
             typeflag, offset, size, link = member
             if typeflag == FILE:
                 return BlobLocation(self.path, offset, size, norm)

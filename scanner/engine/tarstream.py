@@ -225,7 +225,7 @@ class TarWalker:
 
     def _header(self, buf: bytes | bytearray, mv: memoryview, pos: int, n: int) -> int:
         """Parse the header at ``pos``; return where to continue. Small files are finished in place."""
-        (name, mode, uid, gid, size, mtime, chk, typeflag, linkname, magic, _ver,
+        (name, f_mode, f_uid, f_gid, f_size, f_mtime, chk, typeflag, linkname, magic, _ver,
          prefix) = _unpack(mv, pos)
         # Fast path: checksum and octal fields as Go, GNU tar and Python write them.
         try:
@@ -233,11 +233,11 @@ class TarWalker:
                      + (_adler32(mv[pos + 356:pos + 512]) & 0xFFFF) + 253)
             if int(chk.partition(b"\x00")[0], 8) != total:
                 raise ValueError
-            size = int(size.partition(b"\x00")[0], 8)
-            mode = int(mode.partition(b"\x00")[0], 8) & 0o7777
-            uid = int(uid.partition(b"\x00")[0], 8)
-            gid = int(gid.partition(b"\x00")[0], 8)
-            mtime = int(mtime.partition(b"\x00")[0], 8)
+            size = int(f_size.partition(b"\x00")[0], 8)
+            mode = int(f_mode.partition(b"\x00")[0], 8) & 0o7777
+            uid = int(f_uid.partition(b"\x00")[0], 8)
+            gid = int(f_gid.partition(b"\x00")[0], 8)
+            mtime = int(f_mtime.partition(b"\x00")[0], 8)
             if size < 0 or uid < 0 or gid < 0:
                 raise ValueError
         except ValueError:
@@ -248,8 +248,8 @@ class TarWalker:
                 return pos + BLOCK
             if not ok:
                 raise TarFormatError(f"bad tar header checksum at offset {self.offset + pos}") from None
-            size, uid, gid = parse_number(size), parse_number(uid), parse_number(gid)
-            mode, mtime = parse_number(mode) & 0o7777, parse_number(mtime)
+            size, uid, gid = parse_number(f_size), parse_number(f_uid), parse_number(f_gid)
+            mode, mtime = parse_number(f_mode) & 0o7777, parse_number(f_mtime)
             if size < 0 or uid < 0 or gid < 0:
                 raise TarFormatError(f"negative number in the header at offset {self.offset + pos}") from None
         self.members += 1
@@ -403,8 +403,9 @@ def _pax_flags(pax: dict[str, str]) -> tuple[str, ...]:
 
 
 def iter_headers(read_at: Callable[[int, int], bytes], file_size: int, limits: Limits,
-                 max_members: int) -> list[tuple[str, str, bytes, int, int]]:
-    """Index an uncompressed tar by seeking: ``[(name, linkname, type, data_offset, size), ...]``.
+                 max_members: int) -> tuple[list[tuple[str, str, bytes, int, int]], bool]:
+    """Index an uncompressed tar by seeking: ``[(name, linkname, type, data_offset, size), ...]`` and
+    whether the end-of-archive marker was there.
 
     Used for the outer image archive, whose members are blobs read later by offset; only headers and
     PAX / long-name data are read.
@@ -423,10 +424,12 @@ def iter_headers(read_at: Callable[[int, int], bytes], file_size: int, limits: L
 
     walker = TarWalker(emit, limits, hash_content=False)
     while True:
+        if pos > file_size:
+            raise TarFormatError(f"truncated archive: it ends inside a member ({file_size} bytes)")
         block = read_at(pos, BLOCK)
         if len(block) < BLOCK:
             if not block:
-                break  # no end-of-archive marker: tolerated
+                break  # no end-of-archive marker: tolerated (the caller is told by walker.ended)
             raise TarFormatError(f"truncated archive at offset {pos} (the file is {file_size} bytes)")
         walker.offset = pos
         walker._header(block, memoryview(block), 0, BLOCK)
@@ -455,4 +458,4 @@ def iter_headers(read_at: Callable[[int, int], bytes], file_size: int, limits: L
         walker._state = _HEADER
         walker._cur = walker._hasher = walker._sink = walker._collect = None
         walker._remaining = 0
-    return out
+    return out, walker.ended

@@ -16,3 +16,7 @@ settings.load_profile("engine")
 def isolated_store(tmp_path: Path) -> Path:
     """Overrides the Django suite's autouse fixture of the same name: the engine has no store."""
     return tmp_path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes seconds (the gzip bomb); deselect with -m 'not slow'")
