@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_manage(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "LOWERDIR_"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "LOWERDIR_", "DATABASE_URL", "CELERY_"))}
     clean.update({"DJANGO_SETTINGS_MODULE": "config.settings", "LOWERDIR_DATA_DIR": str(tmp_path), **env})
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True,
                           text=True, timeout=120)

@@ -71,17 +71,19 @@ def test_upload_scan_and_case_page(fmt, start_worker, api, web, case, tmp_path):
 
 
 def test_tampered_layer_is_a_finding_not_a_failure(start_worker, api, case, tmp_path):
-    from tests.imagefactory import tamper
+    from tests.imagefactory import compress, layer_tar, tamper
 
     image = build_image(tmp_path / "img.tar", [[("a.txt", b"one")], [("b.txt", b"two")]], fmt="oci-archive")
-    tamper(image, image.layer_digests[1])
+    tamper(image, image.layer_digests[1], compress(layer_tar([("b.txt", b"evil")]), "gzip"))
     worker = start_worker()
     evidence = upload(api, case, image.path)
     scan = wait_done(api, evidence["id"], worker)
     assert scan["status"] == "succeeded", scan
-    finding = Finding.objects.get(scan__evidence_id=evidence["id"], rule_id="integrity.digest-mismatch")
-    assert finding.severity == "critical" and finding.layer.index == 1
-    assert finding.case_id == case.pk
+    findings = list(Finding.objects.filter(scan__evidence_id=evidence["id"], rule_id="integrity.digest-mismatch"))
+    assert findings  # the blob digest and the diff_id both disagree: one finding each
+    assert {(f.severity, f.layer.index, f.case_id) for f in findings} == {("critical", 1, case.pk)}
+    assert Layer.objects.get(image__scan__evidence_id=evidence["id"], index=1).trusted is False
+    assert Layer.objects.get(image__scan__evidence_id=evidence["id"], index=0).trusted is True
 
 
 def _tar_bytes(members: dict[str, bytes]) -> bytes:
