@@ -68,11 +68,19 @@ def receive_evidence(
                 evidence=evidence,
                 action=CustodyAction.RECEIVED,
                 actor=user,
-                detail={"sha256": sha256, "size": uploaded.size, "client_address": address,
-                        "original_name": evidence.original_name, "stored_as": key, "new_blob": created},
+                detail={
+                    "sha256": sha256,
+                    "size": uploaded.size,
+                    "client_address": address,
+                    "original_name": evidence.original_name,
+                    "stored_as": key,
+                    "new_blob": created,
+                },
             )
             AuditEvent.record(
-                case=case, actor=user, action="evidence.received",
+                case=case,
+                actor=user,
+                action="evidence.received",
                 data={"evidence": evidence.pk, "sha256": sha256, "size": uploaded.size},
             )
             ScanRun.enqueue(evidence)
@@ -80,5 +88,11 @@ def receive_evidence(
         if created and not Evidence.objects.filter(sha256=sha256).exists():
             default_storage.delete(key)  # no row refers to the blob we just wrote: leave nothing behind
         raise
-    log.info("evidence received case=%s evidence=%s sha256=%s size=%d", case.key, evidence.pk, sha256, uploaded.size)
+    log.info(
+        "evidence received case=%s evidence=%s sha256=%s size=%d",
+        case.key,
+        evidence.pk,
+        sha256,
+        uploaded.size,
+    )
     return evidence

@@ -150,7 +150,11 @@ STORAGES = {
     # Evidence goes through the storage API so an S3-compatible backend can be swapped in.
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": MEDIA_ROOT, "file_permissions_mode": 0o440, "directory_permissions_mode": 0o750},
+        "OPTIONS": {
+            "location": MEDIA_ROOT,
+            "file_permissions_mode": 0o440,
+            "directory_permissions_mode": 0o750,
+        },
     },
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"

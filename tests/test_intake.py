@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.urls import reverse
 
 from cases.models import CustodyAction, CustodyEvent, Evidence
 from scanner.models import ScanRun, ScanStatus
@@ -35,8 +34,12 @@ def temp_files() -> list[Path]:
 def test_upload_hashes_stores_and_records_custody(api, case, small_image, django_capture_on_commit_callbacks):
     data = small_image.path.read_bytes()
     with django_capture_on_commit_callbacks() as callbacks:
-        response = api.post(evidence_url(case), {"file": upload_file(small_image.path)}, format="multipart",
-                            REMOTE_ADDR="203.0.113.7")
+        response = api.post(
+            evidence_url(case),
+            {"file": upload_file(small_image.path)},
+            format="multipart",
+            REMOTE_ADDR="203.0.113.7",
+        )
     assert response.status_code == 201, response.content
     body = response.json()
     expected = hashlib.sha256(data).hexdigest()
@@ -62,7 +65,9 @@ def test_upload_hashes_stores_and_records_custody(api, case, small_image, django
 
 def test_same_bytes_twice_reuse_the_blob(api, case, small_image):
     first = api.post(evidence_url(case), {"file": upload_file(small_image.path, "a.tar")}, format="multipart")
-    second = api.post(evidence_url(case), {"file": upload_file(small_image.path, "b.tar")}, format="multipart")
+    second = api.post(
+        evidence_url(case), {"file": upload_file(small_image.path, "b.tar")}, format="multipart"
+    )
     assert first.status_code == second.status_code == 201
     assert first.json()["sha256"] == second.json()["sha256"]
     blobs = [p for p in stored_files() if p.name == first.json()["sha256"]]
@@ -107,14 +112,20 @@ def test_interrupted_upload_leaves_nothing(alice, case, rf):
 
     boundary = "CUT"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.tar\"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.tar"\r\n'
         "Content-Type: application/octet-stream\r\n\r\n"
     ).encode() + b"z" * 300_000
-    environ = rf.generic("POST", evidence_url(case), data=b"",
-                         content_type=f"multipart/form-data; boundary={boundary}").META
-    environ.update({"CONTENT_LENGTH": str(len(body) + 100_000), "wsgi.input": io.BytesIO(body),
-                    "CONTENT_TYPE": f"multipart/form-data; boundary={boundary}",
-                    "HTTP_AUTHORIZATION": f"Token {Token.objects.create(user=alice).key}"})
+    environ = rf.generic(
+        "POST", evidence_url(case), data=b"", content_type=f"multipart/form-data; boundary={boundary}"
+    ).META
+    environ.update(
+        {
+            "CONTENT_LENGTH": str(len(body) + 100_000),
+            "wsgi.input": io.BytesIO(body),
+            "CONTENT_TYPE": f"multipart/form-data; boundary={boundary}",
+            "HTTP_AUTHORIZATION": f"Token {Token.objects.create(user=alice).key}",
+        }
+    )
     view = CaseViewSet.as_view({"post": "evidence"})
     response = view(WSGIRequest(environ), pk=str(case.pk))
     assert response.status_code == 400

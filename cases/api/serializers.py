@@ -30,8 +30,17 @@ class EvidenceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Evidence
-        fields = ["id", "case", "original_name", "sha256", "size", "description", "uploaded_by", "uploaded_at",
-                  "scan"]
+        fields = [
+            "id",
+            "case",
+            "original_name",
+            "sha256",
+            "size",
+            "description",
+            "uploaded_by",
+            "uploaded_at",
+            "scan",
+        ]
         read_only_fields = fields
 
     def get_scan(self, evidence: Evidence) -> dict | None:

@@ -22,7 +22,9 @@ def evidence_queryset():
     )
 
 
-class CaseViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class CaseViewSet(
+    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     serializer_class = CaseSerializer
 
     def get_queryset(self):
@@ -31,7 +33,9 @@ class CaseViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retriev
     def perform_create(self, serializer: CaseSerializer) -> None:
         serializer.instance = Case.open_case(lead=self.request.user, **serializer.validated_data)
 
-    @extend_schema(request={"multipart/form-data": EvidenceUploadSerializer}, responses={201: EvidenceSerializer})
+    @extend_schema(
+        request={"multipart/form-data": EvidenceUploadSerializer}, responses={201: EvidenceSerializer}
+    )
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser], url_path="evidence")
     def evidence(self, request: Request, pk: str | None = None) -> Response:
         case = self.get_object()
@@ -40,11 +44,15 @@ class CaseViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retriev
         upload = EvidenceUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         evidence = receive_evidence(
-            case=case, uploaded=upload.validated_data["file"], user=request.user,
-            address=client_address(request), description=upload.validated_data["description"],
+            case=case,
+            uploaded=upload.validated_data["file"],
+            user=request.user,
+            address=client_address(request),
+            description=upload.validated_data["description"],
         )
-        return Response(EvidenceSerializer(evidence_queryset().get(pk=evidence.pk)).data,
-                        status=status.HTTP_201_CREATED)
+        return Response(
+            EvidenceSerializer(evidence_queryset().get(pk=evidence.pk)).data, status=status.HTTP_201_CREATED
+        )
 
 
 class EvidenceViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):

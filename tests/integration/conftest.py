@@ -61,16 +61,36 @@ def start_worker(transactional_db, tmp_path: Path) -> Iterator[Callable[..., Wor
     workers: list[Worker] = []
 
     def start(*, beat: bool = False, extra_env: dict[str, str] | None = None) -> Worker:
-        env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "config.test_settings",
-               "LOWERDIR_DATA_DIR": str(settings.DATA_DIR), **(extra_env or {})}
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "DJANGO_SETTINGS_MODULE": "config.test_settings",
+            "LOWERDIR_DATA_DIR": str(settings.DATA_DIR),
+            **(extra_env or {}),
+        }
         log = tmp_path / f"worker-{len(workers)}.log"
-        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO",
-                   "--concurrency", "1", "--without-mingle", "--without-gossip", "--hostname", f"test{len(workers)}@%h"]
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "1",
+            "--without-mingle",
+            "--without-gossip",
+            "--hostname",
+            f"test{len(workers)}@%h",
+        ]
         if beat:
             command += ["--beat", "--schedule", str(tmp_path / f"beat-{len(workers)}")]
         with log.open("wb") as handle:
-            proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            )
         worker = Worker(proc, log)
         workers.append(worker)
         return worker
@@ -80,7 +100,9 @@ def start_worker(transactional_db, tmp_path: Path) -> Iterator[Callable[..., Wor
         worker.stop()
 
 
-def wait_for(predicate: Callable[[], object], *, timeout: float, interval: float = 0.05, what: str = "") -> object:
+def wait_for(
+    predicate: Callable[[], object], *, timeout: float, interval: float = 0.05, what: str = ""
+) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

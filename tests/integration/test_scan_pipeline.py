@@ -42,10 +42,17 @@ def wait_done(api, evidence_id: int, worker, timeout: float = 120) -> dict:
 def test_upload_scan_and_case_page(fmt, start_worker, api, web, case, tmp_path):
     image = build_image(
         tmp_path / "img.tar",
-        [[Entry("etc/", type="dir", mode=0o755), ("etc/hostname", b"victim\n")],
-         [Entry("usr/bin/", type="dir", mode=0o755), Entry("usr/bin/.hidden_miner", b"\x7fELF" + bytes(60), mode=0o4755)],
-         [Entry("usr/bin/.wh..hidden_miner")]],
-        fmt=fmt, repo_tags=["victim/app:latest"], config={"User": "root"},
+        [
+            [Entry("etc/", type="dir", mode=0o755), ("etc/hostname", b"victim\n")],
+            [
+                Entry("usr/bin/", type="dir", mode=0o755),
+                Entry("usr/bin/.hidden_miner", b"\x7fELF" + bytes(60), mode=0o4755),
+            ],
+            [Entry("usr/bin/.wh..hidden_miner")],
+        ],
+        fmt=fmt,
+        repo_tags=["victim/app:latest"],
+        config={"User": "root"},
     )
     worker = start_worker()
     evidence = upload(api, case, image.path)
@@ -79,7 +86,9 @@ def test_tampered_layer_is_a_finding_not_a_failure(start_worker, api, case, tmp_
     evidence = upload(api, case, image.path)
     scan = wait_done(api, evidence["id"], worker)
     assert scan["status"] == "succeeded", scan
-    findings = list(Finding.objects.filter(scan__evidence_id=evidence["id"], rule_id="integrity.digest-mismatch"))
+    findings = list(
+        Finding.objects.filter(scan__evidence_id=evidence["id"], rule_id="integrity.digest-mismatch")
+    )
     assert findings  # the blob digest and the diff_id both disagree: one finding each
     assert {(f.severity, f.layer.index, f.case_id) for f in findings} == {("critical", 1, case.pk)}
     assert Layer.objects.get(image__scan__evidence_id=evidence["id"], index=1).trusted is False
@@ -106,8 +115,14 @@ def test_bad_inputs_fail_readably(start_worker, api, case, tmp_path):
 
     escaping = tmp_path / "escape.tar"
     manifest = [{"Config": "config.json", "RepoTags": ["x:1"], "Layers": ["../../etc/passwd"]}]
-    escaping.write_bytes(_tar_bytes({"manifest.json": json.dumps(manifest).encode(),
-                                     "config.json": b'{"rootfs": {"type": "layers", "diff_ids": []}}'}))
+    escaping.write_bytes(
+        _tar_bytes(
+            {
+                "manifest.json": json.dumps(manifest).encode(),
+                "config.json": b'{"rootfs": {"type": "layers", "diff_ids": []}}',
+            }
+        )
+    )
     assert write_archive  # the factory writes well-formed archives; these three are hand-made on purpose
 
     worker = start_worker()
@@ -124,22 +139,31 @@ def test_bad_inputs_fail_readably(start_worker, api, case, tmp_path):
 
 def test_killed_worker_loses_nothing(start_worker, api, case, tmp_path):
     """SIGKILL the worker mid-scan; a new worker plus the sweeper finish it once, with no duplicate rows."""
-    layers = [[Entry(f"data/{n}/", type="dir", mode=0o755)]
-              + [(f"data/{n}/file-{i:05d}.txt", f"{n}-{i}\n".encode()) for i in range(15_000)] for n in range(4)]
+    layers = [
+        [Entry(f"data/{n}/", type="dir", mode=0o755)]
+        + [(f"data/{n}/file-{i:05d}.txt", f"{n}-{i}\n".encode()) for i in range(15_000)]
+        for n in range(4)
+    ]
     image = build_image(tmp_path / "many.tar", layers, fmt="oci-archive")
     expected_records = sum(len(layer) for layer in layers)
 
     first = start_worker()
     evidence = upload(api, case, image.path)
     run = ScanRun.objects.get(evidence_id=evidence["id"])
-    wait_for(lambda: ScanRun.objects.filter(pk=run.pk, status=ScanStatus.RUNNING).exists(), timeout=60,
-             interval=0.01, what="the scan to start")
+    wait_for(
+        lambda: ScanRun.objects.filter(pk=run.pk, status=ScanStatus.RUNNING).exists(),
+        timeout=60,
+        interval=0.01,
+        what="the scan to start",
+    )
     first.kill()
     run.refresh_from_db()
     assert run.status == ScanStatus.RUNNING, "the scan finished before the kill: the test image is too small"
     assert run.attempt == 1
 
-    second = start_worker(beat=True, extra_env={"LOWERDIR_SWEEP_INTERVAL": "1", "LOWERDIR_SCAN_STALE_AFTER": "3"})
+    second = start_worker(
+        beat=True, extra_env={"LOWERDIR_SWEEP_INTERVAL": "1", "LOWERDIR_SCAN_STALE_AFTER": "3"}
+    )
     scan = wait_done(api, evidence["id"], second, timeout=180)
     assert scan["status"] == "succeeded", scan
     run.refresh_from_db()
