@@ -18,8 +18,13 @@ def isolated_store(settings, tmp_path: Path) -> Path:
     store, override this fixture)."""
     store = tmp_path / "store"
     settings.MEDIA_ROOT = store
-    settings.STORAGES = {**settings.STORAGES, "default": {
-        **settings.STORAGES["default"], "OPTIONS": {**settings.STORAGES["default"]["OPTIONS"], "location": store}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            **settings.STORAGES["default"],
+            "OPTIONS": {**settings.STORAGES["default"]["OPTIONS"], "location": store},
+        },
+    }
     return store
 
 
@@ -71,8 +76,10 @@ def small_image(tmp_path: Path) -> BuiltImage:
         tmp_path / "small.tar",
         [
             [Entry("etc/", type="dir", mode=0o755), ("etc/os-release", b"ID=debian\n")],
-            [Entry("usr/bin/", type="dir", mode=0o755),
-             Entry("usr/bin/.hidden_miner", b"\x7fELF" + b"\0" * 60, mode=0o4755)],
+            [
+                Entry("usr/bin/", type="dir", mode=0o755),
+                Entry("usr/bin/.hidden_miner", b"\x7fELF" + b"\0" * 60, mode=0o4755),
+            ],
             [Entry("usr/bin/.wh..hidden_miner")],
         ],
         repo_tags=["victim/app:latest"],
