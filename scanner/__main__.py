@@ -50,8 +50,9 @@ def _progress_bar() -> tuple[Callable[[int, int], None] | None, Callable[[], Non
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
+    # auto_refresh=False: no refresh thread, so layer worker processes are forked from a single thread
     bar = Progress("scanning", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                   console=Console(file=sys.stderr), transient=True)
+                   console=Console(file=sys.stderr), transient=True, auto_refresh=False)
     task = bar.add_task("scan", total=None)
     state = {"last": 0.0, "started": False}
 
@@ -64,6 +65,7 @@ def _progress_bar() -> tuple[Callable[[int, int], None] | None, Callable[[], Non
             bar.start()
             state["started"] = True
         bar.update(task, completed=done, total=total)
+        bar.refresh()
 
     def stop() -> None:
         if state["started"]:

@@ -42,10 +42,12 @@ def _work(slot: int, loc: BlobLocation, limits: Limits, algorithm: str) -> Layer
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    """forkserver where available: forking a process that runs threads (a progress bar, a Celery
-    worker) is not safe, and forkserver children start from a clean, single-threaded server."""
+    """fork where available: workers start at once with the engine already imported, and the caller's
+    main module is not re-imported (spawn and forkserver would re-run a script without a
+    ``__main__`` guard). The workers only stream a file and hash; they take no locks another thread
+    could hold at fork time (the CLI's progress bar does not run a refresh thread)."""
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
 def run_layers(blobs: list[tuple[BlobLocation, str]], limits: Limits, jobs: int,
