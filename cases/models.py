@@ -49,6 +49,13 @@ class Case(models.Model):
     lead = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="led_cases")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The post-mortem narrative, written during and after the incident.
+    root_cause = models.TextField(blank=True)
+    impact = models.TextField(blank=True)
+    lessons_went_well = models.TextField("what went well", blank=True)
+    lessons_went_wrong = models.TextField("what went wrong", blank=True)
+    lessons_lucky = models.TextField("where we got lucky", blank=True)
+    template = models.CharField(max_length=100, blank=True)  # the case template it was opened from
 
     objects = CaseQuerySet.as_manager()
 
@@ -62,7 +69,8 @@ class Case(models.Model):
         return reverse("cases:detail", args=[self.pk])
 
     @classmethod
-    def open_case(cls, *, lead, title: str, summary: str = "", severity: str = Severity.MEDIUM) -> Case:
+    def open_case(cls, *, lead, title: str, summary: str = "", severity: str = Severity.MEDIUM,
+                  template: str = "") -> Case:
         """Create a case with the next free key (INC-<year>-<nnnn>); its creator becomes its lead."""
         year = timezone.now().year
         prefix = f"INC-{year}-"
@@ -72,7 +80,8 @@ class Case(models.Model):
             try:
                 with transaction.atomic():
                     case = cls.objects.create(
-                        key=f"{prefix}{number:04d}", title=title, summary=summary, severity=severity, lead=lead
+                        key=f"{prefix}{number:04d}", title=title, summary=summary, severity=severity,
+                        lead=lead, template=template,
                     )
                     CaseMembership.objects.create(case=case, user=lead, role=Role.LEAD)
                     AuditEvent.record(case=case, actor=lead, action="case.created", data={"key": case.key})
@@ -88,7 +97,9 @@ class Case(models.Model):
 
 class CaseMembership(models.Model):
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="case_memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="case_memberships"
+    )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.INVESTIGATOR)
     added_at = models.DateTimeField(auto_now_add=True)
 
@@ -151,6 +162,9 @@ class CustodyEvent(ImmutableModel):
     class Meta:
         ordering = ["at", "pk"]
 
+    def __str__(self) -> str:
+        return f"{self.action} of evidence {self.evidence_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
 
 class AuditEvent(ImmutableModel):
     """Append-only, hash-chained log: each event stores the hash of the one before it."""
@@ -166,6 +180,9 @@ class AuditEvent(ImmutableModel):
     class Meta:
         ordering = ["pk"]
 
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
     def compute_hash(self) -> str:
         body = {
             "prev": self.prev_hash,
@@ -178,7 +195,9 @@ class AuditEvent(ImmutableModel):
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
     @classmethod
-    def record(cls, *, action: str, actor=None, case: Case | None = None, data: dict | None = None) -> AuditEvent:
+    def record(
+        cls, *, action: str, actor=None, case: Case | None = None, data: dict | None = None
+    ) -> AuditEvent:
         with transaction.atomic():
             # Lock the chain's tail so concurrent writers cannot fork it (a no-op lock on SQLite, whose
             # IMMEDIATE transactions already serialise writers).
@@ -187,3 +206,142 @@ class AuditEvent(ImmutableModel):
             event.hash = event.compute_hash()
             event.save()
             return event
+
+
+# --- the case workspace: timeline, notes, checklists, finding comments, case templates -------------------
+
+
+class TimelineKind(models.TextChoices):
+    HISTORY = "history", "Image history"
+    EVIDENCE = "evidence", "Evidence"
+    SCAN = "scan", "Scan"
+    FINDING = "finding", "Finding"
+    STATUS = "status", "Status"
+    CHECKLIST = "checklist", "Checklist"
+    MANUAL = "manual", "Manual entry"
+    HEADING = "heading", "Heading"
+
+
+class TimelineEvent(models.Model):
+    """A stored timeline entry: what people did (status changes, triage, checklist items, manual entries).
+
+    Entries derived from other rows (image history, custody events, scans) are not stored here; they are
+    read from their source rows when the timeline is shown (``cases.workspace.timeline``).
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="timeline_events")
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)  # UTC
+    kind = models.CharField(max_length=16, choices=TimelineKind.choices, default=TimelineKind.MANUAL)
+    title = models.CharField(max_length=300)
+    body = models.TextField(blank=True)  # Markdown, sanitised when rendered
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                               related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    findings = models.ManyToManyField("scanner.Finding", blank=True, related_name="timeline_events")
+    evidence = models.ManyToManyField(Evidence, blank=True, related_name="timeline_events")
+
+    class Meta:
+        ordering = ["occurred_at", "pk"]
+        indexes = [models.Index(fields=["case", "occurred_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.title}"
+
+
+class Note(models.Model):
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="notes")
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)  # Markdown, sanitised when rendered
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-updated_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class NoteRevision(ImmutableModel):
+    """Every saved version of a note, oldest first: the edit history."""
+
+    note = models.ForeignKey(Note, on_delete=models.CASCADE, related_name="revisions")
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    editor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.at:%Y-%m-%d %H:%M})"
+
+
+class Checklist(models.Model):
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="checklists")
+    slug = models.CharField(max_length=64, blank=True)  # the template it came from
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ChecklistItem(models.Model):
+    checklist = models.ForeignKey(Checklist, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField(default=0)
+    text = models.CharField(max_length=500)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="+")
+    due = models.DateField(null=True, blank=True)
+    done = models.BooleanField(default=False)
+    done_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                related_name="+")
+    done_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+    finding = models.ForeignKey("scanner.Finding", on_delete=models.SET_NULL, null=True, blank=True,
+                                related_name="checklist_items")
+    suggestion_key = models.CharField(max_length=200, blank=True)  # set when accepted from a suggestion
+
+    class Meta:
+        ordering = ["checklist_id", "position", "pk"]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class FindingComment(ImmutableModel):
+    finding = models.ForeignKey("scanner.Finding", on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    body = models.TextField()
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"comment {self.pk} on finding {self.finding_id}"
+
+
+class CaseTemplate(models.Model):
+    """An admin-managed case template; built-in templates ship as YAML in ``cases/data/case_templates``."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.MEDIUM)
+    checklists = models.JSONField(default=list, blank=True, help_text="checklist template slugs")
+    timeline_headings = models.JSONField(default=list, blank=True, help_text="a list of headings")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

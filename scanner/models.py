@@ -26,7 +26,9 @@ class ScanRun(models.Model):
     """
 
     evidence = models.ForeignKey(Evidence, on_delete=models.PROTECT, related_name="scans")
-    status = models.CharField(max_length=16, choices=ScanStatus.choices, default=ScanStatus.QUEUED, db_index=True)
+    status = models.CharField(
+        max_length=16, choices=ScanStatus.choices, default=ScanStatus.QUEUED, db_index=True
+    )
     progress = models.FloatField(default=0.0)
     error = models.TextField(blank=True)
     attempt = models.PositiveIntegerField(default=0)
@@ -134,6 +136,9 @@ class FileRecord(models.Model):
         ordering = ["layer_id", "path"]
         indexes = [models.Index(fields=["image", "path"])]
 
+    def __str__(self) -> str:
+        return f"{self.path} (layer {self.layer_id}, {self.change})"
+
 
 class TriageStatus(models.TextChoices):
     OPEN = "open", "Open"
@@ -147,7 +152,9 @@ class Finding(models.Model):
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="findings")
     scan = models.ForeignKey(ScanRun, on_delete=models.CASCADE, related_name="findings")
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="findings", null=True)
-    layer = models.ForeignKey(Layer, on_delete=models.SET_NULL, related_name="findings", null=True, blank=True)
+    layer = models.ForeignKey(
+        Layer, on_delete=models.SET_NULL, related_name="findings", null=True, blank=True
+    )
     rule_id = models.CharField(max_length=64, db_index=True)
     severity = models.CharField(max_length=10, db_index=True)
     title = models.CharField(max_length=300)
@@ -157,7 +164,26 @@ class Finding(models.Model):
     fingerprint = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=TriageStatus.choices, default=TriageStatus.OPEN)
     created_at = models.DateTimeField(default=timezone.now)
+    # Triage, set in the case workspace.
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_findings",
+    )
+    triage_reason = models.TextField(blank=True)  # why: required for a false positive or an accepted risk
+    triaged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    triaged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["pk"]
-        constraints = [models.UniqueConstraint(fields=["scan", "image", "fingerprint"], name="finding_once_per_image")]
+        constraints = [
+            models.UniqueConstraint(fields=["scan", "image", "fingerprint"], name="finding_once_per_image")
+        ]
+        indexes = [models.Index(fields=["case", "status"]), models.Index(fields=["case", "severity"])]
+
+    def __str__(self) -> str:
+        return f"{self.severity} {self.rule_id} {self.path}"
