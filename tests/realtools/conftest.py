@@ -109,29 +109,55 @@ class Tools:
 
     def run(self, *args: str) -> str:
         """Run one command; fail the fixture with its stderr if it fails."""
-        proc = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=CMD_TIMEOUT,
-                              check=False)
+        proc = subprocess.run(
+            args, env=self.env, capture_output=True, text=True, timeout=CMD_TIMEOUT, check=False
+        )
         if proc.returncode != 0:
             pytest.fail(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-4000:]}", pytrace=False)
         return proc.stdout.strip()
 
     def buildah(self, *args: str) -> str:
         """``buildah`` with the private vfs storage."""
-        return self.run("buildah", "--root", str(self.root), "--runroot", str(self.runroot),
-                        "--storage-driver", "vfs", *args)
+        return self.run(
+            "buildah",
+            "--root",
+            str(self.root),
+            "--runroot",
+            str(self.runroot),
+            "--storage-driver",
+            "vfs",
+            *args,
+        )
 
     def bud(self, context: Path, containerfile: str, tag: str, *extra: str) -> str:
         """``buildah bud --layers`` one Containerfile; returns the image id."""
         (context / "Containerfile").write_text(containerfile)
-        self.buildah("bud", "--layers", "--isolation", "chroot", "--pull=never", "--timestamp", str(EPOCH),
-                     "--signature-policy", str(self.policy), *extra, "-f", str(context / "Containerfile"),
-                     "-t", tag, str(context))
+        self.buildah(
+            "bud",
+            "--layers",
+            "--isolation",
+            "chroot",
+            "--pull=never",
+            "--timestamp",
+            str(EPOCH),
+            "--signature-policy",
+            str(self.policy),
+            *extra,
+            "-f",
+            str(context / "Containerfile"),
+            "-t",
+            tag,
+            str(context),
+        )
         return self.image_id(tag)
 
     def image_id(self, tag: str) -> str:
         """The image id (= config digest, hex) of a local image."""
-        return self.buildah("images", "--no-trunc", "--format", "{{.ID}}", tag).splitlines()[0].removeprefix(
-            "sha256:")
+        return (
+            self.buildah("images", "--no-trunc", "--format", "{{.ID}}", tag)
+            .splitlines()[0]
+            .removeprefix("sha256:")
+        )
 
     def skopeo_copy(self, src: str, dest: str, *extra: str) -> None:
         """``skopeo copy`` without a signature policy file (local transports only)."""
@@ -162,12 +188,15 @@ def _make_context(base: Path, rng: random.Random, image: RealImages) -> Path:
     image.contents["/usr/bin/tool"] = _write(rootfs / "usr/bin/tool", elf, 0o755)
     image.contents["/usr/bin/keep"] = _write(rootfs / "usr/bin/keep", b"\x7fELF" + rng.randbytes(2048), 0o755)
     image.contents["/opt/app/start.sh"] = _write(
-        rootfs / "opt/app/start.sh", b"#!/bin/sh\nset -eu\nexec /usr/bin/tool --serve \"$@\"\n", 0o755)
+        rootfs / "opt/app/start.sh", b'#!/bin/sh\nset -eu\nexec /usr/bin/tool --serve "$@"\n', 0o755
+    )
     image.contents["/etc/motd"] = _write(rootfs / "etc/motd", b"Welcome to the evidence image.\n" * 20)
     image.contents["/root/.ssh/id_ed25519"] = _write(
-        rootfs / "root/.ssh/id_ed25519", _private_key(rng), 0o600)
+        rootfs / "root/.ssh/id_ed25519", _private_key(rng), 0o600
+    )
     image.contents["/usr/local/bin/run.sh"] = _write(
-        ctx / "extra/run.sh", b"#!/bin/sh\necho running \"$APP_MODE\"\n", 0o755)
+        ctx / "extra/run.sh", b'#!/bin/sh\necho running "$APP_MODE"\n', 0o755
+    )
     return ctx
 
 
@@ -191,11 +220,21 @@ def _delete_layer(tools: Tools, base_tag: str, new_tag: str, image: RealImages, 
         image.contents[image.setuid_path] = sha256_hex(helper_bytes)
         tools.buildah("umount", ctr)
         tools.buildah("config", "--created-by", "/bin/sh -c rm -f /usr/bin/tool /root/.ssh/id_ed25519", ctr)
-        tools.buildah("commit", "--timestamp", str(EPOCH), "--signature-policy", str(tools.policy), ctr,
-                      new_tag)
+        tools.buildah(
+            "commit", "--timestamp", str(EPOCH), "--signature-policy", str(tools.policy), ctr, new_tag
+        )
     finally:
-        tools.run("buildah", "--root", str(tools.root), "--runroot", str(tools.runroot),
-                  "--storage-driver", "vfs", "rm", ctr)
+        tools.run(
+            "buildah",
+            "--root",
+            str(tools.root),
+            "--runroot",
+            str(tools.runroot),
+            "--storage-driver",
+            "vfs",
+            "rm",
+            ctr,
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -247,8 +286,15 @@ def real_images(tmp_path_factory: pytest.TempPathFactory) -> RealImages:
     tools.buildah("manifest", "create", "localhost/lowerdir-list")
     for tag in (TAG, arm_tag):
         tools.buildah("manifest", "add", "localhost/lowerdir-list", f"containers-storage:{tag}")
-    tools.buildah("manifest", "push", "--all", "--signature-policy", str(tools.policy),
-                  "localhost/lowerdir-list", f"oci-archive:{image.multi_arch}")
+    tools.buildah(
+        "manifest",
+        "push",
+        "--all",
+        "--signature-policy",
+        str(tools.policy),
+        "localhost/lowerdir-list",
+        f"oci-archive:{image.multi_arch}",
+    )
     shutil.rmtree(tools.root.parent, ignore_errors=True)  # the vfs store is big-ish; the outputs stay
     return image
 

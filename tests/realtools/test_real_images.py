@@ -54,8 +54,16 @@ REPORT_SCHEMA = {  # DESIGN §4, the lowerdir.scan/v1 contract
             "minItems": 1,
             "items": {
                 "type": "object",
-                "required": ["manifest_digest", "config_digest", "repo_tags", "platform", "user", "created",
-                             "layers", "findings"],
+                "required": [
+                    "manifest_digest",
+                    "config_digest",
+                    "repo_tags",
+                    "platform",
+                    "user",
+                    "created",
+                    "layers",
+                    "findings",
+                ],
                 "properties": {
                     "manifest_digest": SHA_OR_EMPTY,
                     "config_digest": SHA,
@@ -67,8 +75,17 @@ REPORT_SCHEMA = {  # DESIGN §4, the lowerdir.scan/v1 contract
                         "type": "array",
                         "items": {
                             "type": "object",
-                            "required": ["index", "digest", "diff_id", "size", "created_by", "empty_history",
-                                         "files_added", "files_modified", "files_deleted"],
+                            "required": [
+                                "index",
+                                "digest",
+                                "diff_id",
+                                "size",
+                                "created_by",
+                                "empty_history",
+                                "files_added",
+                                "files_modified",
+                                "files_deleted",
+                            ],
                             "properties": {
                                 "index": {"type": "integer", "minimum": 0},
                                 "digest": SHA,
@@ -86,8 +103,17 @@ REPORT_SCHEMA = {  # DESIGN §4, the lowerdir.scan/v1 contract
                         "type": "array",
                         "items": {
                             "type": "object",
-                            "required": ["rule_id", "severity", "title", "detail", "layer_index",
-                                         "layer_digest", "path", "sha256", "fingerprint"],
+                            "required": [
+                                "rule_id",
+                                "severity",
+                                "title",
+                                "detail",
+                                "layer_index",
+                                "layer_digest",
+                                "path",
+                                "sha256",
+                                "fingerprint",
+                            ],
                             "properties": {
                                 "rule_id": {"type": "string", "pattern": r"^[a-z0-9-]+\.[a-z0-9.-]+$"},
                                 "severity": {"enum": SEVERITIES},
@@ -142,16 +168,31 @@ def only_image(report: ScanReport) -> ImageResult:
 def file_rows(image: ImageResult) -> list[tuple]:
     """Everything about every entry that must not depend on the archive format."""
     return sorted(
-        (f.path, f.layer_index, str(f.type), f.mode, f.uid, f.gid, f.size, f.mtime, f.link_target, f.sha256,
-         tuple(sorted(f.flags)), str(f.change), f.visible)
+        (
+            f.path,
+            f.layer_index,
+            str(f.type),
+            f.mode,
+            f.uid,
+            f.gid,
+            f.size,
+            f.mtime,
+            f.link_target,
+            f.sha256,
+            tuple(sorted(f.flags)),
+            str(f.change),
+            f.visible,
+        )
         for f in image.files
     )
 
 
 def grave_rows(image: ImageResult) -> list[tuple]:
     """The graveyard, format-independent."""
-    return sorted((g.path, str(g.type), g.added_layer, g.hidden_layer, g.how, g.sha256, g.size, g.mode)
-                  for g in image.graveyard)
+    return sorted(
+        (g.path, str(g.type), g.added_layer, g.hidden_layer, g.how, g.sha256, g.size, g.mode)
+        for g in image.graveyard
+    )
 
 
 def finding_rows(image: ImageResult) -> list[tuple]:
@@ -168,11 +209,13 @@ def oci_layout_manifest(index: bytes, blob: Callable[[str], bytes]) -> tuple[str
 def expected_manifests(images: RealImages) -> dict[str, tuple[str, dict]]:
     """The manifests skopeo wrote for the two OCI outputs, read without the engine."""
     members = read_oci_archive(images.oci_archive)
-    archive = oci_layout_manifest(members["index.json"],
-                                  lambda d: members["blobs/sha256/" + d.removeprefix("sha256:")])
-    zstd = oci_layout_manifest((images.oci_zstd / "index.json").read_bytes(),
-                               lambda d: (images.oci_zstd / "blobs/sha256" / d.removeprefix("sha256:"))
-                               .read_bytes())
+    archive = oci_layout_manifest(
+        members["index.json"], lambda d: members["blobs/sha256/" + d.removeprefix("sha256:")]
+    )
+    zstd = oci_layout_manifest(
+        (images.oci_zstd / "index.json").read_bytes(),
+        lambda d: (images.oci_zstd / "blobs/sha256" / d.removeprefix("sha256:")).read_bytes(),
+    )
     return {"oci-archive": archive, "oci-zstd": zstd}
 
 
@@ -189,18 +232,21 @@ def test_each_format_scans_cleanly(reports: dict[str, ScanReport], real_images: 
         assert report.stats.files > 0
 
 
-def test_diff_ids_and_config_digest_identical(reports: dict[str, ScanReport],
-                                              real_images: RealImages) -> None:
+def test_diff_ids_and_config_digest_identical(
+    reports: dict[str, ScanReport], real_images: RealImages
+) -> None:
     for fmt, report in reports.items():
         image = only_image(report)
         assert [layer.diff_id for layer in image.layers] == real_images.diff_ids, fmt
         assert image.config_digest == real_images.config_digest, fmt
         assert [layer.uncompressed_size for layer in image.layers] == [
-            layer.uncompressed_size for layer in only_image(reports["docker-archive"]).layers]
+            layer.uncompressed_size for layer in only_image(reports["docker-archive"]).layers
+        ]
 
 
-def test_blob_and_manifest_digests_per_format(reports: dict[str, ScanReport],
-                                              real_images: RealImages) -> None:
+def test_blob_and_manifest_digests_per_format(
+    reports: dict[str, ScanReport], real_images: RealImages
+) -> None:
     docker = only_image(reports["docker-archive"])
     # skopeo's docker-archive stores layers uncompressed: the blob digest is the diff_id.
     assert [layer.digest for layer in docker.layers] == real_images.diff_ids
@@ -239,7 +285,9 @@ def test_same_files_in_all_formats(reports: dict[str, ScanReport], real_images: 
         assert (gone.layer_index, gone.visible) == (real_images.whiteout_layer, False), path
     motd = sorted(by_path["/etc/motd"], key=lambda e: e.layer_index)
     assert [(e.layer_index, e.change, e.visible) for e in motd] == [
-        (0, Change.ADDED, False), (real_images.whiteout_layer, Change.MODIFIED, True)]
+        (0, Change.ADDED, False),
+        (real_images.whiteout_layer, Change.MODIFIED, True),
+    ]
     (helper,) = by_path[real_images.setuid_path]
     assert helper.mode & 0o4000, oct(helper.mode)
     assert {"setuid", "hidden", "elf"} <= helper.flags, helper.flags
@@ -265,9 +313,13 @@ def test_graveyard_in_all_formats(reports: dict[str, ScanReport], real_images: R
 
 
 def test_layer_counts_and_history(reports: dict[str, ScanReport], real_images: RealImages) -> None:
-    counts = {fmt: [(la.files_added, la.files_modified, la.files_deleted, la.created_by,
-                     tuple(la.empty_history)) for la in only_image(report).layers]
-              for fmt, report in reports.items()}
+    counts = {
+        fmt: [
+            (la.files_added, la.files_modified, la.files_deleted, la.created_by, tuple(la.empty_history))
+            for la in only_image(report).layers
+        ]
+        for fmt, report in reports.items()
+    }
     assert counts["docker-archive"] == counts["oci-archive"] == counts["oci-zstd"]
     layers = only_image(reports["oci-archive"]).layers
     whiteout = layers[real_images.whiteout_layer]
@@ -287,8 +339,11 @@ def test_same_findings_in_all_formats(reports: dict[str, ScanReport]) -> None:
 
 
 def test_autodetect_without_prefix(reports: dict[str, ScanReport], real_images: RealImages) -> None:
-    paths = {"docker-archive": real_images.docker_archive, "oci-archive": real_images.oci_archive,
-             "oci-zstd": real_images.oci_zstd}
+    paths = {
+        "docker-archive": real_images.docker_archive,
+        "oci-archive": real_images.oci_archive,
+        "oci-zstd": real_images.oci_zstd,
+    }
     for fmt, path in paths.items():
         report = scan(str(path))
         assert report.source.format == ENGINE_FORMAT[fmt]
@@ -309,8 +364,15 @@ def test_jobs_2_gives_the_same_report(reports: dict[str, ScanReport], real_image
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """``python -m scanner ...`` in a child process, as a user would run it."""
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    return subprocess.run([sys.executable, "-m", "scanner", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "scanner", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_cli_json_contract(reports: dict[str, ScanReport], real_images: RealImages) -> None:
@@ -321,18 +383,22 @@ def test_cli_json_contract(reports: dict[str, ScanReport], real_images: RealImag
     expected_rc = 1 if severities & {"high", "critical"} else 0
     assert proc.returncode == expected_rc, proc.stderr
     assert doc["source"]["format"] == "oci-archive"
-    assert doc["source"]["sha256"].removeprefix("sha256:") == hashlib.sha256(
-        real_images.oci_archive.read_bytes()).hexdigest()
+    assert (
+        doc["source"]["sha256"].removeprefix("sha256:")
+        == hashlib.sha256(real_images.oci_archive.read_bytes()).hexdigest()
+    )
     assert doc["stats"]["layers"] == 4
     (image,) = doc["images"]
     assert image["config_digest"] == real_images.config_digest
     assert [la["diff_id"] for la in image["layers"]] == real_images.diff_ids
     in_process = to_dict(reports["oci-archive"])["images"][0]
     assert sorted(f["fingerprint"] for f in image["findings"]) == sorted(
-        f["fingerprint"] for f in in_process["findings"])
+        f["fingerprint"] for f in in_process["findings"]
+    )
     # --fail-on critical moves the bar: exit 1 only when something is critical.
-    proc = run_cli("scan", source_of(real_images, "docker-archive"), "--format", "json",
-                   "--fail-on", "critical")
+    proc = run_cli(
+        "scan", source_of(real_images, "docker-archive"), "--format", "json", "--fail-on", "critical"
+    )
     assert proc.returncode == (1 if "critical" in severities else 0), proc.stderr
 
 
@@ -353,15 +419,18 @@ def test_multi_platform_index(real_images: RealImages) -> None:
 
     arm = scan(f"oci-archive:{real_images.multi_arch}", options=ScanOptions(platform="linux/arm64"))
     assert [(img.platform, img.config_digest) for img in arm.images] == [
-        ("linux/arm64", real_images.platform_configs["linux/arm64"])]
+        ("linux/arm64", real_images.platform_configs["linux/arm64"])
+    ]
 
     both = scan(f"oci-archive:{real_images.multi_arch}", options=ScanOptions(all_platforms=True))
     assert sorted((img.platform, img.config_digest) for img in both.images) == sorted(
-        real_images.platform_configs.items())
+        real_images.platform_configs.items()
+    )
     # Same files in both platforms (same Containerfile and context), different configs.
     amd, arm64 = sorted(both.images, key=lambda img: img.platform)
     assert {(f.path, f.sha256) for f in amd.files if f.layer_index < 2} == {
-        (f.path, f.sha256) for f in arm64.files}
+        (f.path, f.sha256) for f in arm64.files
+    }
 
 
 def _flip_byte(path: Path, offset: int) -> None:
@@ -391,8 +460,9 @@ def _tampered_copy(images: RealImages, fmt: str, digest: str, dest: Path) -> str
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_tampered_real_blob_is_a_finding(fmt: str, reports: dict[str, ScanReport], real_images: RealImages,
-                                         tmp_path: Path) -> None:
+def test_tampered_real_blob_is_a_finding(
+    fmt: str, reports: dict[str, ScanReport], real_images: RealImages, tmp_path: Path
+) -> None:
     clean = only_image(reports[fmt])
     target = clean.layers[3]  # the top layer: /srv/notes.txt
     image = only_image(scan(_tampered_copy(real_images, fmt, target.digest, tmp_path)))
