@@ -473,3 +473,20 @@ def test_tampered_real_blob_is_a_finding(
     # The rest of the scan completes: the lower layers' files are all there, unchanged.
     assert [r for r in file_rows(image) if r[1] < 3] == [r for r in file_rows(clean) if r[1] < 3]
     assert not [f for f in image.findings if f.layer_index is not None and f.layer_index < 3]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_cli_cat_recovers_whited_out_files(fmt: str, real_images: RealImages) -> None:
+    """Evidence recovery: the bytes of each deleted file, from the layer that added it."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    for path, digest in real_images.deleted.items():
+        proc = subprocess.run(
+            [sys.executable, "-m", "scanner", "cat", source_of(real_images, fmt), "--layer", "0", path],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert hashlib.sha256(proc.stdout).hexdigest() == digest, path
