@@ -1,0 +1,95 @@
+"""Persisting engine reports: hostile text is stored visibly, retries replace rather than duplicate."""
+
+from __future__ import annotations
+
+import pytest
+
+from cases.intake import receive_evidence
+from scanner.engine.model import (
+    EntryType,
+    FileEntry,
+    GraveyardEntry,
+    ImageResult,
+    LayerResult,
+    ScanReport,
+    Severity,
+    SourceInfo,
+)
+from scanner.engine.model import (
+    Finding as EngineFinding,
+)
+from scanner.models import FileRecord, Finding, Image, ScanRun
+from scanner.persist import db_json, db_text, store_report
+from tests.conftest import upload_file
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def run(case, alice, small_image) -> ScanRun:
+    uploaded = upload_file(small_image.path)
+    uploaded.sha256 = "f" * 64
+    return ScanRun.objects.get(evidence=receive_evidence(case=case, uploaded=uploaded, user=alice))
+
+
+def report_with(files: list[FileEntry], **image) -> ScanReport:
+    layers = [LayerResult(index=i, digest=f"sha256:{i:064d}") for i in range(2)]
+    result = ImageResult(
+        manifest_digest="sha256:" + "a" * 64,
+        config_digest="sha256:" + "b" * 64,
+        layers=layers,
+        files=files,
+        **image,
+    )
+    return ScanReport(source=SourceInfo(path="x.tar", format="docker-archive"), images=[result])
+
+
+def test_db_text_keeps_ordinary_text_and_escapes_the_rest():
+    assert db_text("/usr/bin/ls") == "/usr/bin/ls"
+    assert db_text("/tmp/caf\u00e9") == "/tmp/caf\u00e9"
+    raw = b"/bin/\xff\xfeevil".decode("utf-8", "surrogateescape")
+    assert db_text(raw) == "/bin/\\xff\\xfeevil"
+    assert db_text("a\x00b") == "a\\x00b"
+    assert db_json({"Env": ["K=\x00"], "k\x00": 1}) == {"Env": ["K=\\x00"], "k\\x00": 1}
+
+
+def test_hostile_strings_are_stored(run):
+    hostile = b"/usr/bin/\xff<script>".decode("utf-8", "surrogateescape") + "\x00x"
+    files = [
+        FileEntry(
+            path=hostile, layer_index=0, type=EntryType.FILE, sha256="c" * 64, flags=frozenset({"hidden"})
+        ),
+        FileEntry(path="/etc/passwd", layer_index=1, type=EntryType.SYMLINK, link_target="../../\x00etc"),
+    ]
+    report = report_with(files, config={"config": {"Env": ["AWS_SECRET=\x00abc"]}}, user="root\x00")
+    report.images[0].findings.append(
+        EngineFinding(
+            rule_id="integrity.digest-mismatch",
+            severity=Severity.CRITICAL,
+            title="t\x00",
+            layer_index=1,
+            path=hostile,
+        )
+    )
+    store_report(run, report)
+    stored = {r.path: r for r in FileRecord.objects.filter(image__scan=run)}
+    assert set(stored) == {"/usr/bin/\\xff<script>\\x00x", "/etc/passwd"}
+    assert stored["/etc/passwd"].link_target == "../../\\x00etc"
+    image = Image.objects.get(scan=run)
+    assert image.user == "root\\x00" and image.config["config"]["Env"] == ["AWS_SECRET=\\x00abc"]
+    finding = Finding.objects.get(scan=run)
+    assert finding.layer.index == 1 and finding.path.startswith("/usr/bin/\\xff")
+
+
+def test_storing_again_replaces_rows(run):
+    files = [FileEntry(path=f"/f{i}", layer_index=i % 2, type=EntryType.FILE) for i in range(12_000)]
+    graveyard = [
+        GraveyardEntry(path="/f0", type=EntryType.FILE, added_layer=0, hidden_layer=1, how="whiteout")
+    ]
+    report = report_with(files, graveyard=graveyard)
+    store_report(run, report)
+    store_report(run, report)
+    assert Image.objects.filter(scan=run).count() == 1
+    assert FileRecord.objects.filter(image__scan=run).count() == 12_000
+    hidden = FileRecord.objects.get(image__scan=run, path="/f0")
+    assert (hidden.hidden_by, hidden.hidden_how, hidden.layer.index) == (1, "whiteout", 0)
