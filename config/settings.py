@@ -181,6 +181,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(BROKER_DIR),
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
+        "polling_interval": 0.25,  # the folder is polled; a second's default delay on every scan is too much
     }
 CELERY_RESULT_BACKEND = None  # the database holds scan state
 CELERY_TASK_IGNORE_RESULT = True
