@@ -102,7 +102,7 @@ def scan_evidence(run_id: int) -> None:
         return
     run = ScanRun.objects.select_related("evidence").get(pk=run_id)
     progress = ProgressWriter(run_id, attempt)
-    options = engine.ScanOptions(jobs=settings.LOWERDIR_SCAN_JOBS)
+    options = engine.ScanOptions(jobs=settings.LOWERDIR_SCAN_JOBS, source_sha256=run.evidence.sha256)
     try:
         with local_path(run.evidence.storage_key) as path:
             report = engine.scan(str(path), options=options, progress=progress)
