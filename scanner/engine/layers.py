@@ -34,7 +34,8 @@ MAX_ISSUES_PER_RULE = 50
 
 _TYPES = {b"0": EntryType.FILE, b"1": EntryType.HARDLINK, b"2": EntryType.SYMLINK, b"3": EntryType.CHAR,
           b"4": EntryType.BLOCK, b"5": EntryType.DIR, b"6": EntryType.FIFO}
-_NO_FLAGS: frozenset[str] = frozenset()
+_LINKS = frozenset({b"1", b"2"})
+_DEVICES = frozenset({b"3", b"4"})
 # Issue: (rule_id, severity, title, detail, path, sha256)
 Issue = tuple[str, Severity, str, str, str, str]
 
@@ -121,7 +122,8 @@ class _Collector:
         self.issues: list[Issue] = []
         self.seen: dict[str, FileEntry] = {}
         self.max_depth = limits.max_path_depth
-        self._flag_cache: dict[tuple, frozenset[str]] = {}
+        self._flag_cache: dict[tuple, tuple[EntryType, frozenset[str]]] = {}
+        self._append = self.entries.append
         self._issue_counts: dict[str, int] = {}
 
     def issue(self, rule: str, severity: Severity, title: str, detail: str, path: str = "",
@@ -138,32 +140,41 @@ class _Collector:
                 self.issues.append((rule, sev, f"{count - MAX_ISSUES_PER_RULE} more {rule} entries",
                                     f"only the first {MAX_ISSUES_PER_RULE} of {count} are listed", "", ""))
 
-    def __call__(self, name: str, link: str, typeflag: bytes, mode: int, uid: int, gid: int, size: int,
+    def emit(self, name: str, link: str, typeflag: bytes, mode: int, uid: int, gid: int, size: int,
                  mtime: int, sha: str, elf: bool, extra: tuple) -> None:
-        path, hostile = normalise(name)
-        if path.count("/") > self.max_depth:
+        if name and name[0] not in "/." and "//" not in name and "/." not in name:
+            # a clean relative name (nearly all of them): no dot component, so not hidden nor a whiteout
+            path = "/" + (name[:-1] if name[-1] == "/" else name)
+            hostile: tuple[str, ...] = ()
+            hidden = False
+        else:
+            path, hostile = normalise(name)
+            cut = path.rfind("/") + 1
+            if path.startswith(WHITEOUT, cut):
+                self._whiteout(path, path[cut:], mode, uid, gid, mtime, hostile)
+                return
+            hidden = path.startswith(".", cut)
+        if len(path) > self.max_depth and path.count("/") > self.max_depth:
             raise LimitExceeded("max_path_depth", f"{path[:200]!r} is nested deeper than {self.max_depth}")
-        kind = _TYPES[typeflag]
-        base = path[path.rfind("/") + 1:]
-        if base.startswith(WHITEOUT):
-            self._whiteout(path, base, kind, mode, uid, gid, mtime, hostile)
-            return
-        key = (kind, mode, elf, base.startswith("."))
-        flags = self._flag_cache.get(key)
-        if flags is None:
-            flags = self._flag_cache[key] = _mode_flags(*key)
-        if kind is EntryType.HARDLINK or kind is EntryType.SYMLINK:
+        key = (typeflag, mode, elf, hidden)
+        cached = self._flag_cache.get(key)
+        if cached is None:
+            kind = _TYPES[typeflag]
+            cached = self._flag_cache[key] = (kind, _mode_flags(kind, mode, elf, hidden))
+        kind, flags = cached
+        if typeflag in _LINKS:
             hard = kind is EntryType.HARDLINK
             if link_escapes(path, link, hard):
                 hostile += ("link-escape",)
             if hard:
-                link, link_flags = normalise(link)
+                link = normalise(link)[0]
                 target = self.seen.get(link)
                 if target is not None and target.type is EntryType.FILE:
                     sha, size = target.sha256, target.size
-        elif kind is EntryType.CHAR or kind is EntryType.BLOCK:
+        elif typeflag in _DEVICES:
             hostile += ("device",)
-        if path in self.seen:
+        seen = self.seen
+        if path in seen:
             hostile += ("duplicate",)
         if extra:
             hostile += extra
@@ -171,10 +182,10 @@ class _Collector:
             flags = flags | frozenset(hostile)
             self._note(path, hostile, link, sha)
         entry = FileEntry(path, 0, kind, mode, uid, gid, size, mtime, link, sha, flags)
-        self.entries.append(entry)
-        self.seen[path] = entry
+        self._append(entry)
+        seen[path] = entry
 
-    def _whiteout(self, path: str, base: str, kind: EntryType, mode: int, uid: int, gid: int, mtime: int,
+    def _whiteout(self, path: str, base: str, mode: int, uid: int, gid: int, mtime: int,
                   hostile: tuple[str, ...]) -> None:
         parent = path[:path.rfind("/")] or "/"
         if base == OPAQUE:
@@ -211,7 +222,7 @@ def scan_layer(loc: BlobLocation, limits: Limits, *, algorithm: str = "sha256",
     """Stream one layer blob: both digests, every member as a FileEntry, issues for what went wrong."""
     started = time.monotonic()
     collector = _Collector(limits)
-    walker = TarWalker(collector, limits)
+    walker = TarWalker(collector.emit, limits)
     state = {"walking": True}
 
     def consume(buf: bytearray, n: int) -> None:

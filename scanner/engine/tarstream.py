@@ -24,7 +24,11 @@ HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s64x16x155s12x")
 USTAR_MAGIC = b"ustar\x00"
 ELF_MAGIC = b"\x7fELF"
 _unpack = HEADER.unpack_from
+# The same header with numeric fields cut to the digits Go, GNU tar and Python write ("0000644\0",
+# "%06o\0 " for the checksum): no terminator to strip on the fast path; anything else takes the slow one.
+_unpack_fast = struct.Struct("100s7sx7sx7sx11sx11sx6s2xc100s6s2x80x155s12x").unpack_from
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_sha256 = hashlib.sha256
 # Checksum trick: adler32's low half is 1 + sum(bytes) mod 65521, exact for any run of at most 256
 # bytes (256 * 255 < 65521), so three C calls sum the header without a per-byte Python loop.
 _adler32 = zlib.adler32
@@ -153,6 +157,8 @@ class TarWalker:
         self._gpax: dict[str, str] = {}
         self._longname: bytes | None = None
         self._longlink: bytes | None = None
+        self._plain = content is None and hash_content  # entries need nothing but hashing
+        self._simple = self._plain  # ...and no PAX / long-name record is pending
 
     # -- feeding ---------------------------------------------------------------------------------
     def feed(self, buf: bytes | bytearray, n: int | None = None) -> None:
@@ -225,22 +231,21 @@ class TarWalker:
 
     def _header(self, buf: bytes | bytearray, mv: memoryview, pos: int, n: int) -> int:
         """Parse the header at ``pos``; return where to continue. Small files are finished in place."""
-        (name, f_mode, f_uid, f_gid, f_size, f_mtime, chk, typeflag, linkname, magic, _ver,
-         prefix) = _unpack(mv, pos)
-        # Fast path: checksum and octal fields as Go, GNU tar and Python write them.
+        (name, f_mode, f_uid, f_gid, f_size, f_mtime, chk, typeflag, linkname, magic,
+         prefix) = _unpack_fast(mv, pos)
         try:
-            total = ((_adler32(mv[pos:pos + 148]) & 0xFFFF) + (_adler32(mv[pos + 156:pos + 356]) & 0xFFFF)
-                     + (_adler32(mv[pos + 356:pos + 512]) & 0xFFFF) + 253)
-            if int(chk.partition(b"\x00")[0], 8) != total:
+            if int(chk, 8) != ((_adler32(mv[pos:pos + 148]) & 0xFFFF) + 253
+                               + (_adler32(mv[pos + 156:pos + 356]) & 0xFFFF)
+                               + (_adler32(mv[pos + 356:pos + 512]) & 0xFFFF)):
                 raise ValueError
-            size = int(f_size.partition(b"\x00")[0], 8)
-            mode = int(f_mode.partition(b"\x00")[0], 8) & 0o7777
-            uid = int(f_uid.partition(b"\x00")[0], 8)
-            gid = int(f_gid.partition(b"\x00")[0], 8)
-            mtime = int(f_mtime.partition(b"\x00")[0], 8)
+            size = int(f_size, 8)
+            mode = int(f_mode, 8) & 0o7777
+            uid = int(f_uid, 8)
+            gid = int(f_gid, 8)
+            mtime = int(f_mtime, 8)
             if size < 0 or uid < 0 or gid < 0:
                 raise ValueError
-        except ValueError:
+        except ValueError:  # the slow path: other terminators, base-256, signed checksums, zero blocks
             ok = header_checksum_ok(mv, pos)
             if ok is None:
                 self.ended = True
@@ -248,6 +253,8 @@ class TarWalker:
                 return pos + BLOCK
             if not ok:
                 raise TarFormatError(f"bad tar header checksum at offset {self.offset + pos}") from None
+            (name, f_mode, f_uid, f_gid, f_size, f_mtime, _chk, typeflag, linkname, magic, _ver,
+             prefix) = _unpack(mv, pos)
             size, uid, gid = parse_number(f_size), parse_number(f_uid), parse_number(f_gid)
             mode, mtime = parse_number(f_mode) & 0o7777, parse_number(f_mtime)
             if size < 0 or uid < 0 or gid < 0:
@@ -256,6 +263,22 @@ class TarWalker:
         if self.members > self.max_members:
             raise LimitExceeded("max_members", f"more than {self.max_members} tar members in one layer")
         start = pos + BLOCK
+        if typeflag == b"0" and self._simple:  # the common case: a plain file, no pending records
+            name = name.partition(b"\x00")[0]
+            if prefix[0] and magic == USTAR_MAGIC:
+                name = prefix.partition(b"\x00")[0] + b"/" + name
+            end = start + size
+            if end <= n and len(name) <= self.max_path and size <= self.max_member_size:
+                self.emit(name.decode("utf-8", "surrogateescape"), "", FILE, mode, uid, gid, size, mtime,
+                          _sha256(mv[start:end]).hexdigest() if size else EMPTY_SHA256,
+                          size >= 4 and buf.startswith(ELF_MAGIC, start), ())
+                end = start + ((size + 511) & ~511)
+                if end <= n:
+                    return end
+                self._state = _SKIP
+                self._remaining = end - n
+                return n
+            name = (name + b"\x00")  # the general path below strips it again
         if typeflag in _META_TYPES:
             if size > self.max_meta:
                 raise LimitExceeded("max_meta_bytes", f"a {typeflag.decode()!r} header of {size} bytes")
@@ -289,6 +312,7 @@ class TarWalker:
         if self._gpax:
             pax = {**self._gpax, **pax} if pax else self._gpax
         self._pax = None
+        self._simple = self._plain and not self._gpax
         sname = name.decode("utf-8", "surrogateescape")
         slink = linkname.decode("utf-8", "surrogateescape")
         if pax:
@@ -380,6 +404,7 @@ class TarWalker:
             self._state = _HEADER
 
     def _meta(self, typeflag: bytes, data: bytes) -> None:
+        self._simple = False  # a record applies to the next entry: take the general path for it
         if typeflag in (b"x", b"X"):
             pax = parse_pax(data)
             self._pax = {**self._pax, **pax} if self._pax else pax
