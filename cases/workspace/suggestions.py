@@ -24,15 +24,20 @@ class Suggestion:
     finding: Finding
 
 
-_NAME = re.compile(r"\b([A-Z][A-Z0-9_]{2,})\s*=")
+_EXCERPT = re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]*(?:…|\.\.\.|\*{2,})[A-Z0-9]*")
+_NAME = re.compile(r"\b([A-Z][A-Z0-9_]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)[A-Z0-9_]*)\b")
 
 
 def secret_label(finding: Finding) -> str:
-    """A recognisable but redacted name for a credential: a masked AWS key id, or the variable's name."""
+    """A recognisable but redacted name for a credential: a masked AWS key id (as the engine's redacted
+    excerpt shows it), the variable's name, or the secret's hash prefix."""
     text = f"{finding.title} {finding.detail}"
     key_id = AWS_KEY_ID.search(text)
     if key_id:
-        return mask(key_id.group(0))
+        return mask(key_id.group(0)).split(" (")[0]
+    excerpt = _EXCERPT.search(text)
+    if excerpt:
+        return excerpt.group(0)
     name = _NAME.search(text)
     if name:
         return name.group(1)
