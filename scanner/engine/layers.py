@@ -9,6 +9,8 @@ blob is still read to the end so both digests are known whenever possible.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import operator
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +42,18 @@ _DEVICES = frozenset({b"3", b"4"})
 Issue = tuple[str, Severity, str, str, str, str]
 
 
+_ENTRY_FIELDS = ("path", "layer_index", "type", "mode", "uid", "gid", "size", "mtime", "link_target",
+                 "sha256", "flags", "change", "visible")
+_entry_tuple = operator.attrgetter(*_ENTRY_FIELDS)
+
+
+def _unpack_entries(blob_digest: str, diff_id: str, compression: str, compressed_size: int,
+                    uncompressed_size: int, packed: list[tuple], issues: list[Issue], complete: bool,
+                    seconds: float) -> LayerScan:
+    return LayerScan(blob_digest, diff_id, compression, compressed_size, uncompressed_size,
+                     list(itertools.starmap(FileEntry, packed)), issues, complete, seconds)
+
+
 @dataclass(slots=True)
 class LayerScan:
     """What one layer blob holds. Entries carry layer_index 0 until the caller places them."""
@@ -53,6 +67,13 @@ class LayerScan:
     issues: list[Issue] = field(default_factory=list)
     complete: bool = True
     seconds: float = 0.0
+
+    def __reduce__(self) -> tuple:
+        """Pickle entries as plain tuples (a worker sends tens of thousands): several times cheaper
+        than the dataclass default, on both sides."""
+        return (_unpack_entries, (self.blob_digest, self.diff_id, self.compression, self.compressed_size,
+                                  self.uncompressed_size, list(map(_entry_tuple, self.entries)), self.issues,
+                                  self.complete, self.seconds))
 
 
 def normalise(name: str) -> tuple[str, tuple[str, ...]]:
