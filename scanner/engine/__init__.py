@@ -11,14 +11,14 @@ DESIGN §4's JSON or a table.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from .images import ImagePlan, list_images, resolve
+from .assemble import ImageBuilder
+from .images import list_images, resolve
 from .layers import LayerScan, stream_file
 from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
 from .model import (
@@ -38,7 +38,6 @@ from .model import (
 )
 from .parallel import run_layers
 from .sources import open_source, parse_spec
-from .tree import merge
 
 __version__ = "0.1.0"
 
@@ -75,7 +74,10 @@ def scan(source: str, *, options: ScanOptions | None = None, progress: Progress 
     # Each distinct blob is scanned once, however many images or positions use it.
     slots: dict[tuple[str, int, int], int] = {}
     blobs = []
+    builders = []
+    used: set[int] = set()
     for plan in plans:
+        positions = []
         for layer in plan.layers:
             loc = layer.location
             key = (loc.path, loc.offset, loc.size)
@@ -83,9 +85,15 @@ def scan(source: str, *, options: ScanOptions | None = None, progress: Progress 
                 slots[key] = len(blobs)
                 alg = layer.digest.split(":", 1)[0] if layer.digest else "sha256"
                 blobs.append((loc, alg))
-    scans = run_layers(blobs, opts.limits, opts.jobs, progress)
-    used: set[int] = set()
-    images = [_assemble(plan, scans, slots, used) for plan in plans]
+            positions.append(slots[key])
+        builders.append(ImageBuilder(plan, positions, used))
+
+    def ready(slot: int, layer_scan: LayerScan) -> None:
+        for builder in builders:
+            builder.offer(slot, layer_scan)
+
+    scans = run_layers(blobs, opts.limits, opts.jobs, progress, on_result=ready)
+    images = [builder.result() for builder in builders]
     sha = opts.source_sha256 or (_hash_file(spec.path) if opts.hash_source else "")
     stats = Stats(
         layers=sum(len(image.layers) for image in images),
@@ -106,72 +114,6 @@ def _hash_file(path: str) -> str:
         while n := fh.readinto(buf):
             h.update(mv[:n])
     return h.hexdigest()
-
-
-def _media_type(compression: str) -> str:
-    base = "application/vnd.docker.image.rootfs.diff.tar"
-    return base + (".gzip" if compression == "gzip" else "+zstd" if compression == "zstd" else "")
-
-
-def _assemble(plan: ImagePlan, scans: list[LayerScan], slots: dict[tuple[str, int, int], int],
-              used: set[int]) -> ImageResult:
-    findings = list(plan.findings)
-    layers: list[LayerResult] = []
-    per_layer: list[list[FileEntry]] = []
-    for lp in plan.layers:
-        loc = lp.location
-        slot = slots[(loc.path, loc.offset, loc.size)]
-        sc = scans[slot]
-        entries = sc.entries if slot not in used else [copy.copy(e) for e in sc.entries]
-        used.add(slot)
-        for entry in entries:
-            entry.layer_index = lp.index
-        per_layer.append(entries)
-        digest = lp.digest or sc.blob_digest
-        trusted = sc.complete
-        if lp.digest and lp.digest != sc.blob_digest:
-            trusted = False
-            findings.append(_layer_mismatch(lp.index, digest, "blob", lp.digest, sc.blob_digest))
-        if lp.diff_id and sc.diff_id and lp.diff_id != sc.diff_id:
-            trusted = False
-            findings.append(_layer_mismatch(lp.index, digest, "uncompressed content (diff_id)",
-                                            lp.diff_id, sc.diff_id))
-        if not lp.diff_id:
-            trusted = False  # nothing in the config to verify the content against
-        for rule, severity, title, detail, path, sha in sc.issues:
-            findings.append(Finding(rule, severity, f"layer {lp.index}: {title}", detail, lp.index, digest,
-                                    path, sha))
-        layers.append(LayerResult(
-            index=lp.index, digest=digest, diff_id=lp.diff_id or sc.diff_id,
-            media_type=lp.media_type or _media_type(sc.compression), size=lp.size,
-            uncompressed_size=sc.uncompressed_size, created_by=lp.created_by,
-            empty_history=list(lp.empty_history), trusted=trusted, actual_digest=sc.blob_digest,
-            actual_diff_id=sc.diff_id, compression=sc.compression, complete=sc.complete,
-        ))
-    graveyard, counts = merge(per_layer)
-    for layer, count in zip(layers, counts, strict=True):
-        layer.files_added, layer.files_modified = count.added, count.modified
-        layer.files_deleted = count.deleted
-    cfg = plan.config.get("config")
-    user = cfg.get("User") if isinstance(cfg, dict) else ""
-    created = plan.config.get("created")
-    return ImageResult(
-        manifest_digest=plan.manifest_digest, config_digest=plan.config_digest, repo_tags=plan.repo_tags,
-        platform=plan.platform, user=user if isinstance(user, str) else "",
-        created=created if isinstance(created, str) else "", config=plan.config, layers=layers,
-        files=[entry for entries in per_layer for entry in entries], graveyard=graveyard,
-        findings=findings, trailing_history=plan.trailing_history,
-    )
-
-
-def _layer_mismatch(index: int, digest: str, what: str, expected: str, actual: str) -> Finding:
-    return Finding(
-        rule_id="integrity.digest-mismatch", severity=Severity.CRITICAL,
-        title=f"layer {index} {what} does not match its digest",
-        detail=f"layer {index} {what}: expected {expected}, actual {actual}. The layer was tampered "
-               "with or is corrupt; its content is untrusted.",
-        layer_index=index, layer_digest=digest, sha256=actual.split(":", 1)[-1],
-    )
 
 
 def list_platforms(source: str, *, limits: Limits | None = None) -> list[dict]:

@@ -51,8 +51,10 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 def run_layers(blobs: list[tuple[BlobLocation, str]], limits: Limits, jobs: int,
-               progress: ProgressFn | None = None) -> list[LayerScan]:
-    """Scan each ``(location, digest algorithm)``; ``progress(bytes_done, bytes_total)`` as bytes go."""
+               progress: ProgressFn | None = None,
+               on_result: Callable[[int, LayerScan], None] | None = None) -> list[LayerScan]:
+    """Scan each ``(location, digest algorithm)``; ``progress(bytes_done, bytes_total)`` as bytes go,
+    ``on_result(index, scan)`` (in this process) as each blob is done, in completion order."""
     total = sum(loc.size for loc, _ in blobs)
     if jobs <= 1 or len(blobs) <= 1:
         done = 0
@@ -63,7 +65,12 @@ def run_layers(blobs: list[tuple[BlobLocation, str]], limits: Limits, jobs: int,
             if progress is not None:
                 progress(done, total)
 
-        return [scan_layer(loc, limits, algorithm=alg, progress=tick) for loc, alg in blobs]
+        scans = []
+        for i, (loc, alg) in enumerate(blobs):
+            scans.append(scan_layer(loc, limits, algorithm=alg, progress=tick))
+            if on_result is not None:
+                on_result(i, scans[-1])
+        return scans
 
     ctx = _context()
     counters = ctx.Array("q", len(blobs), lock=False)
@@ -80,7 +87,10 @@ def run_layers(blobs: list[tuple[BlobLocation, str]], limits: Limits, jobs: int,
             while pending:
                 finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    results[futures[future]] = future.result()
+                    slot = futures[future]
+                    results[slot] = future.result()
+                    if on_result is not None:
+                        on_result(slot, results[slot])  # type: ignore[arg-type]
                 if progress is not None:
                     progress(min(sum(counters), total), total)
     except BrokenProcessPool as exc:
