@@ -25,6 +25,8 @@ class CaseForm(forms.ModelForm):
             (spec.key, spec.name) for spec in case_templates()
         ]
         self.fields["severity"].required = False
+        self.fields["severity"].choices = [("", "From the template (else medium)")] + list(Severity.choices)
+        self.fields["severity"].initial = ""
 
 
 class CaseFilterForm(forms.Form):

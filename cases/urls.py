@@ -37,6 +37,11 @@ urlpatterns = [
     path(
         "<int:case_id>/checklists/<int:checklist_id>/items/", records.checklist_add_item, name="checklist_add"
     ),
+    path(
+        "<int:case_id>/checklists/<int:checklist_id>/refresh/",
+        records.checklist_refresh,
+        name="checklist_refresh",
+    ),
     path("<int:case_id>/checklists/items/<int:item_id>/", records.checklist_item, name="checklist_item"),
     path("<int:case_id>/checklists/suggestions/", records.checklist_accept, name="checklist_accept"),
     path("<int:case_id>/audit/", records.audit_tab, name="audit"),

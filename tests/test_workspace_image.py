@@ -100,7 +100,7 @@ def test_file_detail_shows_every_layer_that_touched_the_path(web, case, scanned)
     html = web.get(
         reverse("cases:image_file", args=[case.pk, scanned.pk]) + "?path=/usr/bin/.hidden_miner", **HX
     ).content.decode()
-    assert "L1" in html and "L2" in html and "in the graveyard: whiteout by L2" in html
+    assert "L1" in html and "L2" in html and "In the graveyard: whiteout by layer 2" in html
     assert web.get(reverse("cases:image_file", args=[case.pk, scanned.pk]) + "?path=/nope").status_code == 404
 
 

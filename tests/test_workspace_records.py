@@ -232,3 +232,28 @@ def test_audit_detects_a_removed_event(team, demo):
     assert (
         "verify=all" not in team.client("viewer").get(reverse("cases:audit", args=[demo.pk])).content.decode()
     )
+
+
+def test_registry_purge_added_before_the_scan_can_be_refreshed(web, case, alice, tmp_path):
+    from tests.ui.scenario import hostile_image, scan_in_process
+
+    checklist = actions.add_checklist(case, alice, "registry-purge")
+    assert checklist.items.filter(text__contains="no tags recorded yet").exists()
+    image = scan_in_process(case, alice, hostile_image(tmp_path / "v.tar").path)
+    web.post(reverse("cases:checklist_refresh", args=[case.pk, checklist.pk]))
+    texts = list(checklist.items.values_list("text", flat=True))
+    assert "Delete tag victim/app:latest from the registry and every mirror" in texts
+    assert any(image.manifest_digest in text for text in texts)
+    web.post(reverse("cases:checklist_refresh", args=[case.pk, checklist.pk]))
+    assert checklist.items.count() == len(texts)  # idempotent
+
+
+def test_ticking_an_item_updates_the_checklist_progress_out_of_band(team, demo):
+    checklist = actions.add_checklist(demo, team.lead, "enforce-signatures")
+    item = checklist.items.first()
+    html = (
+        team.client("investigator")
+        .post(reverse("cases:checklist_item", args=[demo.pk, item.pk]), {"op": "toggle"}, **HX)
+        .content.decode()
+    )
+    assert f'id="progress-{checklist.pk}" hx-swap-oob="true"' in html and "1 / 4 done" in html

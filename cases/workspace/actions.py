@@ -175,6 +175,31 @@ def add_checklist(case: Case, user, slug: str) -> Checklist:
     return checklist
 
 
+def refresh_checklist(case: Case, user, checklist: Checklist) -> int:
+    """Add the per-tag and per-digest items of its template for images scanned since it was created."""
+    template = checklist_templates().get(checklist.slug)
+    if template is None or not any(item.for_each for item in template.items):
+        return 0
+    tags, digests = image_refs(case)
+    existing = set(checklist.items.values_list("text", flat=True))
+    placeholders = {item.if_none for item in template.items if item.if_none}
+    wanted = [
+        text
+        for text in expand_items(template, tags=tags, digests=digests)
+        if text not in existing and text not in placeholders
+    ]
+    if not wanted:
+        return 0
+    with transaction.atomic():
+        position = checklist.items.aggregate(m=Max("position"))["m"] or 0
+        ChecklistItem.objects.bulk_create(
+            ChecklistItem(checklist=checklist, position=position + n, text=text)
+            for n, text in enumerate(wanted, 1)
+        )
+        audit(case, user, "checklist.refreshed", checklist=checklist.pk, added=wanted)
+    return len(wanted)
+
+
 def apply_case_template(case: Case, user, spec: CaseTemplateSpec) -> None:
     for slug in spec.checklists:
         if slug in checklist_templates():

@@ -211,8 +211,10 @@ def checklists_tab(request: HttpRequest, case: Case, role: str) -> HttpResponse:
             return redirect(reverse("cases:checklists", args=[case.pk]) + f"#checklist-{checklist.pk}")
     team = members(case)
     checklists = list(_checklists(case))
+    refreshable = {slug for slug, t in checklist_templates().items() if any(i.for_each for i in t.items)}
     for checklist in checklists:
         checklist.percent = round(100 * checklist.done / checklist.total) if checklist.total else 0
+        checklist.refreshable = checklist.slug in refreshable
     present = {c.slug for c in checklists}
     context = {
         **tab_context(case, role, "checklists"),
@@ -234,6 +236,9 @@ def _item_response(
         item = ChecklistItem.objects.select_related("owner", "done_by", "finding", "checklist").get(
             pk=item.pk
         )
+        counts = item.checklist.items.aggregate(total=Count("pk"), done=Count("pk", filter=Q(done=True)))
+        item.checklist.total, item.checklist.done = counts["total"], counts["done"]
+        item.checklist.percent = round(100 * counts["done"] / counts["total"]) if counts["total"] else 0
         return render(
             request,
             "cases/checklists/_item.html",
@@ -243,6 +248,7 @@ def _item_response(
                 "can_write": True,
                 "members": members(case),
                 "error": error,
+                "oob_progress": True,
                 "today": timezone.now().date(),
             },
         )
@@ -284,6 +290,18 @@ def checklist_add_item(request: HttpRequest, case: Case, role: str, checklist_id
     form = NewItemForm(request.POST)
     if form.is_valid():
         actions.add_item(case, request.user, checklist, form.cleaned_data["text"])
+    return redirect(reverse("cases:checklists", args=[case.pk]) + f"#checklist-{checklist.pk}")
+
+
+@case_view(write=True)
+@require_POST
+def checklist_refresh(request: HttpRequest, case: Case, role: str, checklist_id: int) -> HttpResponse:
+    checklist = get_object_or_404(Checklist, pk=checklist_id, case=case)
+    added = actions.refresh_checklist(case, request.user, checklist)
+    if added:
+        messages.success(request, f"Added {added} item{'s' if added != 1 else ''} for the scanned images.")
+    else:
+        messages.info(request, "Nothing to add: every tag and digest already has its item.")
     return redirect(reverse("cases:checklists", args=[case.pk]) + f"#checklist-{checklist.pk}")
 
 

@@ -55,7 +55,7 @@ def team(demo, make_user, alice, mallory) -> Team:
     return add_team(demo, make_user, alice, mallory)
 
 
-def hostile_image(path):
+def hostile_image(path, fmt: str = "docker-archive"):
     """A real three-layer archive: a setuid miner hidden by a whiteout, a hostile name, secrets in Env."""
     return build_image(
         path,
@@ -69,6 +69,7 @@ def hostile_image(path):
             ],
             [Entry("usr/bin/.wh..hidden_miner")],
         ],
+        fmt=fmt,
         repo_tags=["victim/app:latest"],
         config={
             "User": "root",
