@@ -263,22 +263,6 @@ class TarWalker:
         if self.members > self.max_members:
             raise LimitExceeded("max_members", f"more than {self.max_members} tar members in one layer")
         start = pos + BLOCK
-        if typeflag == b"0" and self._simple:  # the common case: a plain file, no pending records
-            name = name.partition(b"\x00")[0]
-            if prefix[0] and magic == USTAR_MAGIC:
-                name = prefix.partition(b"\x00")[0] + b"/" + name
-            end = start + size
-            if end <= n and len(name) <= self.max_path and size <= self.max_member_size:
-                self.emit(name.decode("utf-8", "surrogateescape"), "", FILE, mode, uid, gid, size, mtime,
-                          _sha256(mv[start:end]).hexdigest() if size else EMPTY_SHA256,
-                          size >= 4 and buf.startswith(ELF_MAGIC, start), ())
-                end = start + ((size + 511) & ~511)
-                if end <= n:
-                    return end
-                self._state = _SKIP
-                self._remaining = end - n
-                return n
-            name = (name + b"\x00")  # the general path below strips it again
         if typeflag in _META_TYPES:
             if size > self.max_meta:
                 raise LimitExceeded("max_meta_bytes", f"a {typeflag.decode()!r} header of {size} bytes")
@@ -294,6 +278,18 @@ class TarWalker:
         name = name.partition(b"\x00")[0]
         if magic == USTAR_MAGIC and prefix[0]:
             name = prefix.partition(b"\x00")[0] + b"/" + name
+        if typeflag == b"0" and self._simple:  # the common case: a plain file, no pending records
+            end = start + size
+            if end <= n and len(name) <= self.max_path and size <= self.max_member_size:
+                self.emit(name.decode("utf-8", "surrogateescape"), "", FILE, mode, uid, gid, size, mtime,
+                          _sha256(mv[start:end]).hexdigest() if size else EMPTY_SHA256,
+                          size >= 4 and buf.startswith(ELF_MAGIC, start), ())
+                end = start + ((size + 511) & ~511)
+                if end <= n:
+                    return end
+                self._state = _SKIP
+                self._remaining = end - n
+                return n
         if self._longname is not None:
             name, self._longname = self._longname, None
         linkname = linkname.partition(b"\x00")[0]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 _QUIET = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
-settings.register_profile("engine", max_examples=150, deadline=None, suppress_health_check=_QUIET)
+settings.register_profile("engine", max_examples=100, deadline=None, suppress_health_check=_QUIET)
 # HYPOTHESIS_PROFILE=engine-deep for a long fuzzing session (per-test max_examples still cap some tests)
 settings.register_profile("engine-deep", max_examples=5000, deadline=None, suppress_health_check=_QUIET)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "engine"))

@@ -15,7 +15,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from scanner.engine import Limits, ScanError, scan
@@ -84,7 +84,6 @@ def test_walker_on_checksummed_garbage_headers(headers: list[bytes], tail: bytes
         _feed(b"".join(headers) + tail, 512)
 
 
-@settings(max_examples=60)
 @given(st.one_of(mutated_tar(), st.binary(max_size=3000)), st.sampled_from(["none", "gzip", "gzip-cut"]))
 def test_scan_layer_never_raises_on_content(data: bytes, wrap: str) -> None:
     if wrap != "none":
@@ -119,7 +118,6 @@ def _descriptor_from(doc: object, real: dict) -> object:
     return doc
 
 
-@settings(max_examples=80)
 @given(json_values, st.booleans())
 def test_index_parsing_only_raises_scan_error(doc: object, keep_real: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,7 +132,6 @@ def test_index_parsing_only_raises_scan_error(doc: object, keep_real: bool) -> N
             assert "\n" not in str(exc)
 
 
-@settings(max_examples=80)
 @given(json_values, json_values)
 def test_manifest_and_config_parsing_only_raise_scan_error(manifest: object, config: object) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,7 +148,6 @@ def test_manifest_and_config_parsing_only_raise_scan_error(manifest: object, con
             assert "\n" not in str(exc)
 
 
-@settings(max_examples=60)
 @given(json_values)
 def test_docker_manifest_parsing_only_raises_scan_error(doc: object) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,7 +161,6 @@ def test_docker_manifest_parsing_only_raises_scan_error(doc: object) -> None:
             assert "\n" not in str(exc)
 
 
-@settings(max_examples=60)
 @given(st.data())
 def test_mutated_outer_archive_only_raises_scan_error(data: st.DataObject) -> None:
     with tempfile.TemporaryDirectory() as tmp:

@@ -79,10 +79,14 @@ def test_matches_tarfile(fmt: int, chunk: int | None) -> None:
             assert sha == "" and size == 0
 
 
-def test_ustar_prefix_field() -> None:
+@pytest.mark.parametrize("chunk", [None, 512, 700, 4096])
+def test_ustar_prefix_field(chunk: int | None) -> None:
     name = "a" * 120 + "/" + "b" * 90
-    data = _tarfile_bytes(tarfile.USTAR_FORMAT, [_info(name, b"x")])
-    assert walk(data)[0][0][0] == name
+    big = bytes(range(256)) * 40  # spans chunks: the entry finishes on the slow path
+    data = _tarfile_bytes(tarfile.USTAR_FORMAT, [_info(name, b"x"), _info(name + "2", big)])
+    members = walk(data, chunk)[0]
+    assert [m[0] for m in members] == [name, name + "2"]
+    assert members[1][8] == hashlib.sha256(big).hexdigest()
 
 
 def test_gnu_base256_numbers_and_big_uid() -> None:
@@ -208,10 +212,12 @@ def test_parse_pax_rejects_bad_records() -> None:
             parse_pax(bad)
 
 
-def test_random_chunking_equivalence() -> None:
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT])
+def test_random_chunking_equivalence(fmt: int) -> None:
     rng = random.Random(7)
-    members = [_info(f"d{i % 7}/f{i}", rng.randbytes(rng.randint(0, 3000))) for i in range(200)]
-    data = _tarfile_bytes(tarfile.PAX_FORMAT, members)
+    members = [_info(f"{'long-directory-name/' * (i % 9)}d{i % 7}/f{i}", rng.randbytes(rng.randint(0, 3000)))
+               for i in range(200)]
+    data = _tarfile_bytes(fmt, members)
     whole = walk(data)[0]
     for _ in range(5):
         out: list[Member] = []
@@ -223,3 +229,4 @@ def test_random_chunking_equivalence() -> None:
             pos += step
         walker.close()
         assert out == whole
+    assert [m[0] for m in whole] == [info.name for info, _ in members]
