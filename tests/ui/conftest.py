@@ -18,8 +18,15 @@ import pytest
 from tests.integration.conftest import isolated_store, start_worker  # noqa: F401 - fixtures shared with them
 
 CHROMIUM = os.environ.get("LOWERDIR_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -51,15 +58,22 @@ def browser_page(live_server, settings, monkeypatch) -> Iterator[object]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         # A viewer in Berlin: times show in UTC with the local time beside them.
-        context = browser.new_context(viewport={"width": 1440, "height": 900}, timezone_id="Europe/Berlin",
-                                      locale="en-GB")
+        context = browser.new_context(
+            viewport={"width": 1440, "height": 900}, timezone_id="Europe/Berlin", locale="en-GB"
+        )
         page = context.new_page()
         page.set_default_timeout(20_000)
         page.problems = []
-        page.on("console", lambda msg: page.problems.append(f"console {msg.type}: {msg.text}")
-                if msg.type == "error" else None)
+        page.on(
+            "console",
+            lambda msg: (
+                page.problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None
+            ),
+        )
         page.on("pageerror", lambda exc: page.problems.append(f"page error: {exc}"))
-        page.on("dialog", lambda dialog: (page.problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+        page.on(
+            "dialog", lambda dialog: (page.problems.append(f"dialog: {dialog.message}"), dialog.dismiss())
+        )
         try:
             yield page
         finally:
@@ -71,3 +85,13 @@ def shot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def login(page, live_server, username: str = "alice") -> None:
+    from tests.conftest import PASSWORD
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/cases/")

@@ -5,6 +5,7 @@ on the timeline, tick a checklist item, add a Markdown note, browse a layer and 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -74,7 +75,9 @@ def test_investigator_flow(browser_page, live_server, start_worker, alice, tmp_p
     panel.locator("input[name=status][value=confirmed]").check()
     panel.locator("text=Save triage").click()
     expect(panel.locator(".pill.st-confirmed").first).to_have_text("Confirmed")
-    expect(page.locator(f"#finding-row-{finding_id} .pill")).to_have_text("Confirmed")  # row swapped out of band
+    expect(page.locator(f"#finding-row-{finding_id} .pill")).to_have_text(
+        "Confirmed"
+    )  # row swapped out of band
     panel.locator("textarea[name=body]").fill("Confirmed on the **prod** nodes")
     panel.locator("text=Comment").last.click()
     expect(panel.locator("ol.comments strong")).to_have_text("prod")
@@ -99,8 +102,11 @@ def test_investigator_flow(browser_page, live_server, start_worker, alice, tmp_p
     # Notes: Markdown rendered, HTML removed.
     page.click("nav.tabs >> text=Notes")
     page.fill("#id_title", "Initial triage")
-    page.fill("#id_body", "Pulled by **latest** during the push window.\n\n- rotate keys\n- purge <b>registry</b>\n\n"
-                          "<script>alert(1)</script>")
+    page.fill(
+        "#id_body",
+        "Pulled by **latest** during the push window.\n\n- rotate keys\n- purge <b>registry</b>\n\n"
+        "<script>alert(1)</script>",
+    )
     page.click("text=Save note")
     note = page.locator("article.note .md")
     expect(note.locator("strong")).to_have_text("latest")
@@ -135,7 +141,7 @@ def test_investigator_flow(browser_page, live_server, start_worker, alice, tmp_p
     with page.expect_download() as download:
         page.locator("table.graveyard tr", has_text=".hidden_miner").locator("text=Recover").click()
     assert download.value.suggested_filename == "layer1-hidden_miner.bin"
-    assert open(download.value.path(), "rb").read(4) == b"\x7fELF"
+    assert Path(download.value.path()).read_bytes()[:4] == b"\x7fELF"
     shot(page, "10-graveyard")
     assert CustodyEvent.objects.filter(action="accessed").count() == 1
 
