@@ -260,9 +260,49 @@ def open_source(source: str | SourceSpec, limits: Limits) -> Source:
 
 
 def load_json(data: bytes, what: str) -> object:
-    """Parse a JSON document from the image; any failure is one readable ScanError."""
+    """Parse a JSON document from the image; any failure is one readable ScanError.
+
+    Strings are made safe to print and store: lone surrogates (legal in JSON escapes, not in UTF-8)
+    and NULs become visible ``\\uXXXX`` / ``\\x00`` escapes. Digests are computed on the raw bytes.
+    """
     try:
-        return json.loads(data)
+        doc = json.loads(data)
     except (ValueError, RecursionError, UnicodeDecodeError) as exc:
         reason = "nested too deep" if isinstance(exc, RecursionError) else str(exc).split("\n", 1)[0][:200]
         raise ScanError(f"{what} is not valid JSON: {reason}") from None
+    return clean_json(doc)
+
+
+def clean_text(text: str) -> str:
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def clean_json(doc: object) -> object:
+    """``clean_text`` on every string (keys too), iteratively: documents can nest deeply."""
+    if isinstance(doc, str):
+        return clean_text(doc)
+    if not isinstance(doc, (dict, list)):
+        return doc
+    root: list[object] = [doc]
+    stack: list[tuple[object, object]] = [(root, 0)]
+    while stack:
+        container, key = stack.pop()
+        value = container[key]  # type: ignore[index]
+        if isinstance(value, str):
+            container[key] = clean_text(value)  # type: ignore[index]
+        elif isinstance(value, list):
+            stack.extend((value, i) for i in range(len(value)))
+        elif isinstance(value, dict):
+            if not all(k.isascii() and "\x00" not in k for k in value):
+                cleaned = {clean_text(k): v for k, v in value.items()}
+                value.clear()
+                value.update(cleaned)
+            stack.extend((value, k) for k in value)
+    return root[0]

@@ -7,6 +7,9 @@ after the entry's content has been hashed. Supported: ustar (with prefix), GNU l
 GNU sparse keys, xattrs), base-256 numbers, checksum verification, and old GNU sparse headers (``S``,
 with extension blocks) which are read correctly and flagged ``sparse`` — the stored bytes are hashed,
 the holes are not expanded. Nothing here touches the filesystem.
+
+Names are decoded as UTF-8; bytes that are not valid UTF-8 (and NULs inside PAX values) are kept
+visible as ``\\xNN`` escapes, so every name is printable, storable and JSON-safe.
 """
 
 from __future__ import annotations
@@ -108,7 +111,8 @@ def parse_pax(data: bytes) -> dict[str, str]:
         key, sep, value = record.partition(b"=")
         if not sep or not key:
             raise TarFormatError("bad PAX record: no key")
-        out[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+        text = value.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+        out[key.decode("utf-8", "backslashreplace")] = text
         pos += length
     return out
 
@@ -281,7 +285,7 @@ class TarWalker:
         if typeflag == b"0" and self._simple:  # the common case: a plain file, no pending records
             end = start + size
             if end <= n and len(name) <= self.max_path and size <= self.max_member_size:
-                self.emit(name.decode("utf-8", "surrogateescape"), "", FILE, mode, uid, gid, size, mtime,
+                self.emit(name.decode("utf-8", "backslashreplace"), "", FILE, mode, uid, gid, size, mtime,
                           _sha256(mv[start:end]).hexdigest() if size else EMPTY_SHA256,
                           size >= 4 and buf.startswith(ELF_MAGIC, start), ())
                 end = start + ((size + 511) & ~511)
@@ -309,8 +313,8 @@ class TarWalker:
             pax = {**self._gpax, **pax} if pax else self._gpax
         self._pax = None
         self._simple = self._plain and not self._gpax
-        sname = name.decode("utf-8", "surrogateescape")
-        slink = linkname.decode("utf-8", "surrogateescape")
+        sname = name.decode("utf-8", "backslashreplace")
+        slink = linkname.decode("utf-8", "backslashreplace")
         if pax:
             sname = pax.get("GNU.sparse.name", pax.get("path", sname))
             slink = pax.get("linkpath", slink)

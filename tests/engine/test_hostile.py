@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from scanner.engine import Limits, ScanError, ScanOptions, scan
+from scanner.engine import Limits, ScanError, ScanOptions, open_layer_file, scan
 from scanner.engine.model import EntryType, Severity
 from tests.engine import hostile as h
 from tests.imagefactory import RawBlob, build_image, layer_tar, write_archive
@@ -269,3 +269,24 @@ def test_gzip_bomb_finishes_in_bounded_time_and_memory(tmp_path: Path) -> None:
     assert result["rules"] == ["integrity.limit-exceeded"] and "max_ratio" in result["titles"][0]
     assert result["blob_ok"] and result["out"] < (1 << 30)
     assert result["maxrss_kib"] < 150 * 1024, result
+
+
+def test_undecodable_names_and_strings_stay_printable_and_storable(tmp_path: Path) -> None:
+    layer = h.tar(h.member(b"bin/\xff\xfe-evil", b"x"), h.pax({"path": "nul\x00name"}), h.member("p", b"y"))
+    history = [{"created_by": "sh -c \udcff lone surrogate \x00 nul"}]
+    built = build_image(tmp_path / "img", [layer], fmt="oci", history=history,
+                        config={"User": "\ud800", "Labels": {"k\x00": "v\udfff"}})
+    [image] = scan(str(built.path)).images
+    assert [f.path for f in image.files] == ["/bin/\\xff\\xfe-evil", "/nul\\x00name"]
+    assert image.layers[0].created_by == "sh -c \\udcff lone surrogate \\x00 nul"
+    assert image.user == "\\ud800" and image.config["config"]["Labels"] == {"k\\x00": "v\\udfff"}
+    every = json.dumps(to_dict_all(image), ensure_ascii=False)
+    every.encode("utf-8")  # no lone surrogates anywhere
+    assert "\x00" not in every
+    recovered = b"".join(open_layer_file(str(built.path), 0, "/bin/\\xff\\xfe-evil"))
+    assert recovered == b"x"
+
+
+def to_dict_all(image: object) -> dict:
+    from dataclasses import asdict
+    return json.loads(json.dumps(asdict(image), default=str))  # type: ignore[call-overload]
