@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -91,7 +92,7 @@ def _scan(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         color = sys.stdout.isatty()
-        width = os.get_terminal_size().columns if color else 120
+        width = max(shutil.get_terminal_size((120, 24)).columns, 60) if color else 120
         sys.stdout.write(render_table(report, color=color, width=width))
     threshold = Severity(args.fail_on).rank
     failing = any(f.severity.rank >= threshold for image in report.images for f in image.findings)
