@@ -50,6 +50,17 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
+def _abandon(pool: ProcessPoolExecutor) -> None:
+    """Stop the workers now: cancel what has not started and terminate what has."""
+    processes = list(getattr(pool, "_processes", {}).values())  # private, but there is no public way
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+
+
 def run_layers(blobs: list[tuple[BlobLocation, str]], limits: Limits, jobs: int,
                progress: ProgressFn | None = None,
                on_result: Callable[[int, LayerScan], None] | None = None) -> list[LayerScan]:
@@ -77,22 +88,27 @@ def run_layers(blobs: list[tuple[BlobLocation, str]], limits: Limits, jobs: int,
     results: list[LayerScan | None] = [None] * len(blobs)
     # Largest first, so the last worker to finish is not stuck with the biggest layer.
     order = sorted(range(len(blobs)), key=lambda i: blobs[i][0].size, reverse=True)
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(blobs)), mp_context=ctx, initializer=_init_worker,
+                               initargs=(counters,))
     try:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(blobs)), mp_context=ctx,
-                                 initializer=_init_worker, initargs=(counters,)) as pool:
-            futures: dict[Future, int] = {
-                pool.submit(_work, i, blobs[i][0], limits, blobs[i][1]): i for i in order
-            }
-            pending = set(futures)
-            while pending:
-                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    slot = futures[future]
-                    results[slot] = future.result()
-                    if on_result is not None:
-                        on_result(slot, results[slot])  # type: ignore[arg-type]
-                if progress is not None:
-                    progress(min(sum(counters), total), total)
+        futures: dict[Future, int] = {
+            pool.submit(_work, i, blobs[i][0], limits, blobs[i][1]): i for i in order
+        }
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in finished:
+                slot = futures[future]
+                results[slot] = future.result()
+                if on_result is not None:
+                    on_result(slot, results[slot])  # type: ignore[arg-type]
+            if progress is not None:
+                progress(min(sum(counters), total), total)
     except BrokenProcessPool as exc:
+        _abandon(pool)
         raise ScanError(f"a layer worker process died ({exc}); try again with --jobs 1") from None
+    except BaseException:
+        _abandon(pool)  # an error, a time limit, ^C: do not wait for the other layers to finish
+        raise
+    pool.shutdown(wait=True)
     return [r for r in results if r is not None]
