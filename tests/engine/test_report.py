@@ -112,3 +112,17 @@ def test_jobs_must_be_positive(tmp_path: Path) -> None:
     built = build_image(tmp_path / "img.tar", [[("/a", b"1")]], fmt="oci-archive")
     with pytest.raises(ValueError):
         scan(str(built.path), options=ScanOptions(jobs=0))
+
+
+def test_an_error_in_progress_stops_the_workers(tmp_path: Path) -> None:
+    import multiprocessing
+
+    layers = [[(f"/f{i}", os.urandom(8 << 20))] for i in range(4)]
+    built = build_image(tmp_path / "img.tar", layers, fmt="oci-archive", compression="none")
+
+    def progress(done: int, total: int) -> None:
+        raise KeyboardInterrupt  # what ^C or a Celery time limit looks like to the engine
+
+    with pytest.raises(KeyboardInterrupt):
+        scan(str(built.path), options=ScanOptions(jobs=2), progress=progress)
+    assert multiprocessing.active_children() == []
