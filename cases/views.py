@@ -91,7 +91,7 @@ def case_detail(request: HttpRequest, case: Case, role: str) -> HttpResponse:
         "overview",
         counts=counts,
         severity_chart=severity_chart({name: c["total"] for name, c in counts.items()}),
-        open_by_severity={name: c["open"] for name, c in counts.items()},
+        open_by_severity=[(name, c["open"]) for name, c in counts.items() if c["open"]],
         total_findings=sum(c["total"] for c in counts.values()),
         status_counts=[(TriageStatus(k).label, n) for k, n in queries.status_counts(case).items()],
         progress=queries.checklist_progress(case),

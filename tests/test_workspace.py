@@ -254,7 +254,7 @@ def test_templates_have_no_inline_script_or_style():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "templates"
-    for path in root.rglob("*.html"):
+    for path in [*root.rglob("*.html"), *root.rglob("*.svg")]:
         text = path.read_text()
         assert " style=" not in text and "<style" not in text, path
         assert "<script>" not in text and "hx-on" not in text and "javascript:" not in text, path

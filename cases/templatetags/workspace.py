@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 from django import template
@@ -71,3 +72,11 @@ def qs(**params) -> str:
 def get_title(templates: dict, slug: str) -> str:
     template = templates.get(slug)
     return template.title if template else slug
+
+
+@register.filter
+def compact_json(value) -> str:
+    """Audit data for people: JSON without the noise of Python reprs."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
