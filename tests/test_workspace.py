@@ -261,3 +261,21 @@ def test_templates_have_no_inline_script_or_style():
         for line in text.splitlines():
             if "<script" in line:
                 assert 'src="' in line, (path, line)
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"), [("lead", 201), ("investigator", 201), ("viewer", 403), ("outsider", 404)]
+)
+def test_roles_in_the_api(who, expected, team, demo, small_image):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    from tests.conftest import upload_file
+
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=getattr(team, who)).key}")
+    assert api.get(f"/api/cases/{demo.pk}/").status_code == (404 if who == "outsider" else 200)
+    response = api.post(
+        f"/api/cases/{demo.pk}/evidence/", {"file": upload_file(small_image.path)}, format="multipart"
+    )
+    assert response.status_code == expected, response.content
