@@ -79,11 +79,9 @@ class MergedTree:
     def apply(self, layer: int, entries: list[FileEntry]) -> LayerCounts:
         counts = LayerCounts()
         removed: set[str] = set()
-        live = self.live
-        for entry in entries:  # deletions first: they address the layers below
-            if entry.change is not Change.DELETED:
-                continue
-            counts.deleted += 1
+        deleted = Change.DELETED
+        deletions = [entry for entry in entries if entry.change is deleted]
+        for entry in deletions:  # first: they address the layers below
             entry.visible = False
             if "opaque" in entry.flags:
                 self.hide(entry.path, layer, "opaque", include_self=False, removed=removed)
@@ -91,31 +89,35 @@ class MergedTree:
             top = self.hide(entry.path, layer, "whiteout", include_self=True, removed=removed)
             if top is not None:  # describe what was deleted
                 entry.type, entry.sha256, entry.size = top.type, top.sha256, top.size
+        live, children, directory = self.live, self.children, EntryType.DIR
+        added, modified = Change.ADDED, Change.MODIFIED
+        n_added = n_modified = 0
         for entry in entries:
-            if entry.change is Change.DELETED:
+            change = entry.change
+            if change is deleted:
                 continue
             path = entry.path
             old = live.get(path)
-            if old is not None:
-                if old.layer_index == layer:  # the same path twice in one layer
-                    entry.change = old.change
-                    self._bury(old, layer, "duplicate")
-                else:
-                    entry.change = Change.MODIFIED
-                    self._bury(old, layer, "shadowed")
-            else:
-                entry.change = Change.MODIFIED if path in removed else Change.ADDED
+            if old is None:
+                change = modified if path in removed else added
                 self._link(path)
-            if entry.type is not EntryType.DIR and path in self.children:
+            elif old.layer_index == layer:  # the same path twice in one layer
+                change = old.change
+                self._bury(old, layer, "duplicate")
+            else:
+                change = modified
+                self._bury(old, layer, "shadowed")
+            if entry.type is not directory and path in children:
                 # a non-directory replaces a directory (explicit or implicit): its subtree goes
                 self.hide(path, layer, "shadowed", include_self=False)
+            entry.change = change
             entry.visible = True
             live[path] = entry
-        for entry in entries:
-            if entry.change is Change.ADDED:
-                counts.added += 1
-            elif entry.change is Change.MODIFIED:
-                counts.modified += 1
+            if change is added:
+                n_added += 1
+            else:
+                n_modified += 1
+        counts.added, counts.modified, counts.deleted = n_added, n_modified, len(deletions)
         return counts
 
 
