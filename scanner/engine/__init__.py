@@ -126,17 +126,25 @@ def list_platforms(source: str, *, limits: Limits | None = None) -> list[dict]:
 
 
 def open_layer_file(source: str, layer_index: int, path: str, *, platform: str = "linux/amd64",
-                    limits: Limits | None = None) -> Iterator[bytes]:
+                    image_digest: str = "", limits: Limits | None = None) -> Iterator[bytes]:
     """Stream the bytes of ``path`` as stored in layer ``layer_index`` (0-based) of the image.
 
-    The image and layer are resolved now (ScanError if either is missing); the returned iterator
-    raises ScanError if the path is not a regular file of that layer. Deleted and shadowed files are
-    recoverable this way from the layer that added them. Digests are not checked here: scan first.
+    The image is the one for ``platform``, or, when ``image_digest`` is given, the one with that
+    manifest or config digest (a source may hold several images of one platform). The image and
+    layer are resolved now (ScanError if either is missing); the returned iterator raises ScanError
+    if the path is not a regular file of that layer. Deleted and shadowed files are recoverable this
+    way from the layer that added them. Digests are not checked here: scan first.
     """
     limits = limits or DEFAULT_LIMITS
     spec = parse_spec(source)
     with open_source(spec, limits) as src:
-        plans = resolve(src, platform=platform, ref=spec.ref, limits=limits)
+        if image_digest:
+            plans = [p for p in resolve(src, all_platforms=True, ref=spec.ref, limits=limits)
+                     if image_digest in (p.manifest_digest, p.config_digest)]
+            if not plans:
+                raise ScanError(f"no image with digest {image_digest} in the source")
+        else:
+            plans = resolve(src, platform=platform, ref=spec.ref, limits=limits)
     plan = plans[0]
     if not 0 <= layer_index < len(plan.layers):
         raise ScanError(f"layer {layer_index} does not exist: the image has {len(plan.layers)} layers "

@@ -216,3 +216,16 @@ def test_unpacked_docker_archive_dir_is_refused(tmp_path: Path) -> None:
         scan(str(out))
     shutil.rmtree(out)
     assert scan(str(built.path)).images
+
+
+def test_open_layer_file_chooses_the_image_by_digest(tmp_path: Path) -> None:
+    from scanner.engine import open_layer_file
+
+    built = build_image(tmp_path / "img", [[("/which", b"amd64")]], fmt="oci",
+                        platforms=["linux/amd64", "linux/arm64"])
+    arm_manifest = built.manifests["linux/arm64"]
+    assert b"".join(open_layer_file(str(built.path), 0, "/which", image_digest=arm_manifest)) == b"amd64"
+    assert b"".join(open_layer_file(str(built.path), 0, "/which",
+                                    image_digest=built.configs["linux/arm64"])) == b"amd64"
+    with pytest.raises(ScanError, match="no image with digest"):
+        open_layer_file(str(built.path), 0, "/which", image_digest="sha256:" + "0" * 64)
