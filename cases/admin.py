@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import AuditEvent, Case, CaseMembership, CustodyEvent, Evidence
+from .models import AuditEvent, Case, CaseMembership, CaseTemplate, CustodyEvent, Evidence
 
 
 class MembershipInline(admin.TabularInline):
@@ -43,3 +43,20 @@ class CustodyEventAdmin(ReadOnlyAdmin):
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["pk", "case", "actor", "action", "at", "hash"]
+
+
+@admin.register(CaseTemplate)
+class CaseTemplateAdmin(admin.ModelAdmin):
+    """Admin-managed case templates, offered next to the built-in ones (cases/playbooks/*.yaml)."""
+
+    list_display = ["name", "slug", "severity"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "checklists":
+            from .playbooks import checklist_templates
+
+            field.help_text = "A JSON list of checklist template slugs: " + ", ".join(checklist_templates())
+        return field

@@ -279,3 +279,35 @@ def test_roles_in_the_api(who, expected, team, demo, small_image):
         f"/api/cases/{demo.pk}/evidence/", {"file": upload_file(small_image.path)}, format="multipart"
     )
     assert response.status_code == expected, response.content
+
+
+def test_charts_render_standalone_svg_for_the_postmortem(demo):
+    from cases.workspace import queries
+    from cases.workspace.charts import layer_chart_svg, severity_svg
+    from scanner.models import Image
+
+    counts = {name: c["total"] for name, c in queries.severity_counts(demo).items()}
+    svg = severity_svg(counts)
+    assert (
+        svg.lstrip().startswith("<svg")
+        and 'xmlns="http://www.w3.org/2000/svg"' in svg
+        and "style=" not in svg
+    )
+    image = Image.objects.get(scan__evidence__case=demo)
+    chart = layer_chart_svg(image, image.layers.order_by("index"), queries.flagged_layers(demo))
+    assert chart.count("<g>") == image.layers.count() and "style=" not in chart and "<path" in chart
+
+
+def test_admin_manages_case_templates(admin_client):
+    response = admin_client.post(
+        "/admin/cases/casetemplate/add/",
+        {
+            "slug": "supply-chain",
+            "name": "Supply chain",
+            "description": "",
+            "severity": "high",
+            "checklists": '["key-rotation"]',
+            "timeline_headings": '["Found"]',
+        },
+    )
+    assert response.status_code == 302 and CaseTemplate.objects.filter(slug="supply-chain").exists()

@@ -77,6 +77,9 @@ def browser_page(live_server, settings, monkeypatch) -> Iterator[object]:
         try:
             yield page
         finally:
+            # Stop the page's polling and let in-flight requests finish before the database goes away.
+            page.goto("about:blank")
+            page.wait_for_timeout(500)
             context.close()
             browser.close()
 
