@@ -88,3 +88,77 @@ def test_openapi_schema_and_docs(api, web):
     assert api.get("/api/schema/").status_code == 200
     docs = web.get("/api/docs/")
     assert docs.status_code == 200 and b"cdn" not in docs.content.lower()
+
+
+def _findings(case, count_by_severity: dict[str, int]):
+    from scanner.models import Finding
+
+    run = ScanRun.objects.create(evidence=_evidence(case))
+    image = Image.objects.create(scan=run, manifest_digest="sha256:" + "1" * 64, config_digest="c")
+    layer = Layer.objects.create(image=image, index=3, digest="sha256:" + "2" * 64)
+    rows = [
+        Finding(
+            case=case,
+            scan=run,
+            image=image,
+            layer=layer,
+            rule_id=f"rule.{severity}",
+            severity=severity,
+            title=f"{severity} {n}",
+            path=f"/usr/bin/{severity}-{n}",
+            fingerprint=f"{severity}{n}",
+        )
+        for severity, count in count_by_severity.items()
+        for n in range(count)
+    ]
+    return Finding.objects.bulk_create(rows)
+
+
+def _evidence(case):
+    from cases.models import Evidence
+
+    return Evidence.objects.create(
+        case=case, original_name="x.tar", sha256="9" * 64, size=1, storage_key="k", uploaded_by=case.lead
+    )
+
+
+def test_findings_list_filters_orders_and_paginates(api, case, django_assert_max_num_queries):
+    _findings(case, {"low": 3, "critical": 2, "high": 4})
+    url = f"/api/cases/{case.pk}/findings/"
+    with django_assert_max_num_queries(8):
+        body = api.get(url, {"page_size": 4}).json()
+    assert body["count"] == 9 and body["next"] and len(body["results"]) == 4
+    assert [f["severity"] for f in body["results"]] == ["critical", "critical", "high", "high"]
+    first = body["results"][0]
+    assert first["layer_index"] == 3 and first["layer_digest"] == "sha256:" + "2" * 64
+    assert first["manifest_digest"] == "sha256:" + "1" * 64 and first["status"] == "open"
+    high = api.get(url, {"severity": "high,low", "ordering": "path"}).json()
+    assert high["count"] == 7 and high["results"][0]["path"] == "/usr/bin/high-0"
+    assert api.get(url, {"rule_id": "rule.low"}).json()["count"] == 3
+    assert api.get(url, {"status": "confirmed"}).json()["count"] == 0
+    assert api.get(url, {"path": "/usr/bin/crit"}).json()["count"] == 2
+    assert api.get(url, {"layer": "3"}).json()["count"] == 9
+
+
+def test_findings_query_count_is_constant(api, case, django_assert_max_num_queries):
+    _findings(case, {"medium": 200})
+    with django_assert_max_num_queries(8):
+        assert len(api.get(f"/api/cases/{case.pk}/findings/", {"page_size": 200}).json()["results"]) == 200
+
+
+def test_findings_of_another_case_are_404(api, mallory, case):
+    from cases.models import Case as CaseModel
+
+    other = CaseModel.open_case(lead=mallory, title="not yours")
+    _findings(other, {"high": 1})
+    assert api.get(f"/api/cases/{other.pk}/findings/").status_code == 404
+
+
+def test_case_list_filters(api, alice):
+    Case.open_case(lead=alice, title="Miner", severity="critical")
+    Case.open_case(lead=alice, title="Phish", severity="low")
+    keys = [c["key"] for c in api.get("/api/cases/", {"severity": "critical"}).json()["results"]]
+    assert len(keys) == 1
+    assert api.get("/api/cases/", {"key": keys[0]}).json()["results"][0]["title"] == "Miner"
+    assert api.get("/api/cases/", {"q": "phi"}).json()["count"] == 1
+    assert api.get("/api/cases/", {"status": "closed"}).json()["count"] == 0

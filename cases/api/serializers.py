@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from scanner.models import ScanRun
+from scanner.models import Finding, ScanRun
 
 from ..models import Case, Evidence
 
@@ -51,3 +51,37 @@ class EvidenceSerializer(serializers.ModelSerializer):
 class EvidenceUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
     description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class FindingSerializer(serializers.ModelSerializer):
+    layer_index = serializers.IntegerField(
+        source="layer.index", read_only=True, allow_null=True, default=None
+    )
+    layer_digest = serializers.CharField(source="layer.digest", read_only=True, allow_null=True, default=None)
+    manifest_digest = serializers.CharField(source="image.manifest_digest", read_only=True, default=None)
+    evidence = serializers.IntegerField(source="scan.evidence_id", read_only=True)
+    assignee = serializers.CharField(
+        source="assignee.username", read_only=True, allow_null=True, default=None
+    )
+
+    class Meta:
+        model = Finding
+        fields = [
+            "id",
+            "rule_id",
+            "severity",
+            "title",
+            "detail",
+            "path",
+            "sha256",
+            "fingerprint",
+            "layer_index",
+            "layer_digest",
+            "manifest_digest",
+            "evidence",
+            "status",
+            "assignee",
+            "triage_reason",
+            "created_at",
+        ]
+        read_only_fields = fields
