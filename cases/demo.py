@@ -363,7 +363,7 @@ def _findings(rng, case, run, image, layers, records, count, hostile) -> list[Fi
                 layer=layer,
                 rule_id=rule,
                 severity=severity,
-                title=f"{title}" if n < len(RULES) else f"{title} ({path or 'config'})",
+                title=title,
                 detail=f"matched at {path or 'config'}",
                 path=path,
                 sha256=record.sha256,

@@ -172,8 +172,46 @@
     });
   }
 
+  // --- findings: the row shown in the side panel is highlighted; j / k move, c confirms ------------------
+  let selectedRowId = "";
+
+  function selectRow(row, open) {
+    document.querySelectorAll("table.findings tr.selected").forEach((r) => r.classList.remove("selected"));
+    if (!row) return;
+    row.classList.add("selected");
+    selectedRowId = row.id;
+    const link = row.querySelector("td.title a");
+    if (open && link) { link.focus(); link.click(); }
+  }
+
+  function setupFindingKeys() {
+    document.addEventListener("click", (e) => {
+      const link = e.target.closest("table.findings td.title a");
+      if (link) selectRow(link.closest("tr"), false);
+    });
+    document.addEventListener("keydown", (e) => {
+      if (e.ctrlKey || e.metaKey || e.altKey || e.target.closest("input, textarea, select")) return;
+      const rows = [...document.querySelectorAll("table.findings tbody tr[id^=finding-row-]")];
+      if (!rows.length) return;
+      const current = rows.findIndex((r) => r.classList.contains("selected"));
+      if (e.key === "j" || e.key === "k") {
+        const next = e.key === "j" ? Math.min(current + 1, rows.length - 1) : Math.max(current - 1, 0);
+        selectRow(rows[next], true);
+        e.preventDefault();
+      } else if (e.key === "c" && current >= 0) {
+        const confirm = rows[current].querySelector("td.actions button");
+        if (confirm) confirm.click();
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    if (document.querySelector("table.findings")) setupFindingKeys();
     enhance(document);
-    document.body.addEventListener("htmx:afterSettle", (e) => enhance(e.detail.elt.parentElement || document));
+    document.body.addEventListener("htmx:afterSettle", (e) => {
+      enhance(e.detail.elt.parentElement || document);
+      const row = selectedRowId && document.getElementById(selectedRowId);  // a swapped row keeps its place
+      if (row) row.classList.add("selected");
+    });
   });
 })();

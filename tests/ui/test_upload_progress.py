@@ -46,3 +46,30 @@ def test_upload_progress_shows_bytes_rate_and_time_left(browser_page, live_serve
     expect(text).to_contain_text(digest)
     assert Evidence.objects.get(case=case).sha256 == digest
     assert page.problems == [], page.problems
+
+
+def test_findings_keyboard_navigation(browser_page, live_server, alice):
+    from playwright.sync_api import expect
+
+    from cases.demo import build_demo_case
+
+    page = browser_page
+    case = build_demo_case(alice, findings=12, files=100)
+    login(page, live_server)
+    page.goto(f"{live_server.url}/cases/{case.pk}/findings/")
+    page.keyboard.press("j")
+    rows = page.locator("table.findings tbody tr[id^=finding-row-]")
+    expect(rows.nth(0)).to_have_class(re.compile(r"\bselected\b"))
+    expect(page.locator("#finding-panel h2")).to_be_visible()
+    page.keyboard.press("j")
+    expect(rows.nth(1)).to_have_class(re.compile(r"\bselected\b"))
+    finding_id = rows.nth(1).get_attribute("id").rsplit("-", 1)[1]
+    expect(page.locator("#finding-panel")).to_contain_text(f"Finding #{finding_id}")
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("c")
+    expect(page.locator(f"#finding-row-{finding_id} .pill")).to_have_text("Confirmed")
+    expect(page.locator(f"#finding-row-{finding_id}")).to_have_class(re.compile(r"\bselected\b"))
+    page.keyboard.press("j")
+    expect(rows.nth(2)).to_have_class(re.compile(r"\bselected\b"))
+    shot(page, "findings-keyboard")
+    assert page.problems == [], page.problems
