@@ -82,6 +82,12 @@ def browser_page(live_server, settings, monkeypatch) -> Iterator[object]:
             page.wait_for_timeout(500)
             context.close()
             browser.close()
+            # ORM calls made while Playwright's loop runs open connections in that loop's context (Django's
+            # connection handler follows contextvars): close them here, or PostgreSQL refuses to drop the
+            # test database at the end of the session.
+            from django.db import connections
+
+            connections.close_all()
 
 
 def shot(page, name: str) -> Path:
