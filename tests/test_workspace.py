@@ -311,3 +311,18 @@ def test_admin_manages_case_templates(admin_client):
         },
     )
     assert response.status_code == 302 and CaseTemplate.objects.filter(slug="supply-chain").exists()
+
+
+def test_overview_shows_unfinished_and_failed_scans(web, case, alice, small_image):
+    from cases.intake import receive_evidence
+    from scanner.models import ScanRun
+    from tests.conftest import upload_file
+
+    uploaded = upload_file(small_image.path)
+    uploaded.sha256 = "b" * 64
+    run = ScanRun.objects.get(evidence=receive_evidence(case=case, uploaded=uploaded, user=alice))
+    html = web.get(reverse("cases:detail", args=[case.pk])).content.decode()
+    assert "data-scan-status" in html and "Scanning <strong>small.tar</strong>" in html  # polled by app.js
+    ScanRun.objects.filter(pk=run.pk).update(status="failed", error="not an image <b>x</b>")
+    html = web.get(reverse("cases:images", args=[case.pk])).content.decode()
+    assert "the scan failed" in html and "not an image &lt;b&gt;x&lt;/b&gt;" in html
