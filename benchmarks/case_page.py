@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -32,6 +33,13 @@ def main() -> int:
     args = parser.parse_args()
 
     data_dir = tempfile.mkdtemp(prefix="lowerdir-bench-")
+    try:
+        return run(args, data_dir)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def run(args, data_dir: str) -> int:
     os.environ.update(
         {
             "LOWERDIR_DATA_DIR": data_dir,
@@ -63,7 +71,7 @@ def main() -> int:
     case = build_demo_case(user, findings=args.findings, files=args.files)
     print(
         f"built a case with {args.findings:,} findings and {args.files:,} file records "
-        f"in {time.perf_counter() - started:.1f} s (SQLite, {data_dir})"
+        f"in {time.perf_counter() - started:.1f} s (SQLite)"
     )
 
     image = Image.objects.get(scan__evidence__case=case)
