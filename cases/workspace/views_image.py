@@ -227,7 +227,13 @@ def recover_file(request: HttpRequest, case: Case, role: str, file_id: int) -> H
     source, temporary = _local_source(evidence.storage_key)
     try:
         chunks = iter(
-            open_layer_file(source, record.layer.index, record.path, platform=image.platform or "linux/amd64")
+            open_layer_file(
+                source,
+                record.layer.index,
+                record.path,
+                platform=image.platform or "linux/amd64",
+                image_digest=image.manifest_digest or image.config_digest,  # the very image that was scanned
+            )
         )
         first = next(chunks, b"")
     except (ScanError, OSError) as error:
