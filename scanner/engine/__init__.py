@@ -37,6 +37,9 @@ from .model import (
     Stats,
 )
 from .parallel import run_layers
+from .registry.provenance import pull_findings
+from .registry.source import RegistryConfig, scan_reference
+from .signatures import SignaturePolicy, check_images
 from .sources import open_source, parse_spec
 
 __version__ = "0.1.0"
@@ -44,7 +47,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SCHEMA", "Change", "EntryType", "FileEntry", "Finding", "GraveyardEntry", "ImageResult", "LayerResult",
     "LimitExceeded", "Limits", "ScanError", "ScanOptions", "ScanReport", "Severity", "SourceInfo", "Stats",
-    "list_platforms", "open_layer_file", "scan",
+    "RegistryConfig", "SignaturePolicy", "list_platforms", "open_layer_file", "scan",
 ]
 
 Progress = Callable[[int, int], None]
@@ -58,6 +61,8 @@ class ScanOptions:
     limits: Limits = field(default_factory=Limits)
     hash_source: bool = False  # SHA-256 the whole source file for SourceInfo (an extra read)
     source_sha256: str = ""  # ...or give it when already known (the web app hashes on intake)
+    signatures: SignaturePolicy | None = None  # verify Sigstore/cosign signatures (None = do not check)
+    registry: RegistryConfig | None = None  # how docker:// sources are pulled (None = defaults)
 
 
 def scan(source: str, *, options: ScanOptions | None = None, progress: Progress | None = None) -> ScanReport:
@@ -67,6 +72,8 @@ def scan(source: str, *, options: ScanOptions | None = None, progress: Progress 
         raise ValueError("ScanOptions.jobs must be an integer >= 1")
     started = time.monotonic()
     spec = parse_spec(source)
+    if spec.kind == "registry":
+        return scan_reference(spec.path, opts, progress, scan)
     with open_source(spec, opts.limits) as src:
         plans = resolve(src, platform=opts.platform, all_platforms=opts.all_platforms, ref=spec.ref,
                         limits=opts.limits)
@@ -94,6 +101,9 @@ def scan(source: str, *, options: ScanOptions | None = None, progress: Progress 
 
     scans = run_layers(blobs, opts.limits, opts.jobs, progress, on_result=ready)
     images = [builder.result() for builder in builders]
+    pull_findings(spec, images, opts.limits)  # reference.mutable-tag for an archive written by a pull
+    if opts.signatures is not None:
+        check_images(spec, images, opts.signatures, opts.limits)
     sha = opts.source_sha256 or (_hash_file(spec.path) if opts.hash_source else "")
     stats = Stats(
         layers=sum(len(image.layers) for image in images),

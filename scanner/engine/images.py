@@ -8,6 +8,7 @@ configs are findings (tampered evidence), not errors: the scan goes on.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 from .compression import BlobLocation
@@ -25,6 +26,7 @@ MANIFEST_TYPES = {
 }
 ANNOTATION_NAME = "io.containerd.image.name"
 ANNOTATION_REF = "org.opencontainers.image.ref.name"
+_SIGNATURE_TAG = re.compile(r"^sha256-[0-9a-f]{64}(\.sig|\.att|\.sbom)?$")
 
 
 @dataclass(slots=True)
@@ -148,6 +150,10 @@ def _is_attestation(desc: dict) -> bool:
     ann = desc.get("annotations")
     if isinstance(ann, dict) and ann.get("vnd.docker.reference.type") == "attestation-manifest":
         return True
+    if isinstance(desc.get("artifactType"), str) and desc["artifactType"]:
+        return True  # an OCI 1.1 artifact (signature bundle, SBOM...) listed beside the image
+    if isinstance(ann, dict) and _SIGNATURE_TAG.match(str(ann.get(ANNOTATION_REF, ""))):
+        return True  # cosign's sha256-<hex>.sig/.att/.sbom tags and the referrers tag schema
     return platform_string(desc.get("platform")) == "unknown/unknown"
 
 

@@ -28,12 +28,13 @@ PREFIXES = {"docker-archive": "docker-archive", "oci-archive": "oci-archive", "o
 @dataclass(frozen=True, slots=True)
 class SourceSpec:
     path: str
-    kind: str = ""  # docker-archive | oci-archive | oci-layout ("" = detect)
+    kind: str = ""  # docker-archive | oci-archive | oci-layout | registry ("" = detect)
     ref: str = ""  # image reference inside the source (a tag or ref name), from "oci:DIR:ref"
 
 
 def parse_spec(source: str) -> SourceSpec:
-    """``PATH`` or ``docker-archive:PATH[:REF]``, ``oci-archive:PATH[:REF]``, ``oci:DIR[:REF]``."""
+    """``PATH`` or ``docker-archive:PATH[:REF]``, ``oci-archive:PATH[:REF]``, ``oci:DIR[:REF]``, or
+    ``docker://host/repo[:tag][@digest]`` (kind "registry": the path is the reference)."""
     if not source:
         raise ScanError("no source given")
     for prefix, kind in PREFIXES.items():
@@ -46,7 +47,7 @@ def parse_spec(source: str) -> SourceSpec:
                 return SourceSpec(path, kind, ref)
             raise ScanError(f"no such file or directory: {rest}")
     if source.startswith("docker://"):
-        raise ScanError("registry references (docker://) are not supported yet: save the image to an archive")
+        return SourceSpec(source[len("docker://"):], "registry")  # pulled first: see scanner.engine.registry
     return SourceSpec(source)
 
 
@@ -232,6 +233,9 @@ def _norm_member(name: str) -> str | None:
 def open_source(source: str | SourceSpec, limits: Limits) -> Source:
     """Open a source, detecting the format from the content when there is no prefix."""
     spec = source if isinstance(source, SourceSpec) else parse_spec(source)
+    if spec.kind == "registry":
+        raise ScanError("a registry reference must be pulled first (scan() does it; or pull it with "
+                        "scanner.engine.registry.pull)")
     path = spec.path
     if os.path.isdir(path):
         if spec.kind and spec.kind != "oci-layout":

@@ -6,23 +6,24 @@
     result.resolved_digest, result.custody_text()
 
 The archive written is an OCI image layout tar: ordinary evidence for :func:`scanner.engine.scan`.
+Names are imported lazily: the engine imports this package, and httpx is only needed to pull.
 """
 
-from .client import Credentials, RegistryClient, RegistryError
-from .netpolicy import BlockedAddress, NetPolicy
-from .pull import PullOptions, PullResult, pull
-from .reference import Reference, ReferenceError, parse_reference
+from __future__ import annotations
 
-__all__ = [
-    "BlockedAddress",
-    "Credentials",
-    "NetPolicy",
-    "PullOptions",
-    "PullResult",
-    "Reference",
-    "ReferenceError",
-    "RegistryClient",
-    "RegistryError",
-    "parse_reference",
-    "pull",
-]
+import importlib
+
+_NAMES = {
+    "Credentials": "options", "RegistryClient": "client", "RegistryError": "client",
+    "BlockedAddress": "netpolicy", "NetPolicy": "netpolicy",
+    "PullOptions": "options", "PullResult": "pull", "pull": "pull",
+    "Reference": "reference", "ReferenceError": "reference", "parse_reference": "reference",
+    "RegistryConfig": "source",
+}
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    raise AttributeError(name)

@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import quote, urlencode, urljoin
 
@@ -26,6 +26,7 @@ import httpx
 from ..limits import Limits
 from ..model import ScanError
 from .netpolicy import BlockedAddress, NetPolicy
+from .options import Credentials
 from .reference import split_host_port
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -49,12 +50,6 @@ class NotFound(RegistryError):
 
 class AuthError(RegistryError):
     pass
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str = field(repr=False)
 
 
 @dataclass

@@ -33,20 +33,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..images import platform_matches, platform_string
-from ..limits import Limits
 from ..model import ScanError
 from .client import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
     OCI_INDEX,
     OCI_MANIFEST,
-    Credentials,
     Manifest,
     NotFound,
     RegistryClient,
     RegistryError,
 )
 from .netpolicy import NetPolicy
+from .options import PullOptions
 from .reference import Reference, parse_reference
 
 INDEX_TYPES = {OCI_INDEX, DOCKER_LIST}
@@ -64,16 +63,6 @@ SUBJECT_ANNOTATION = "dev.lowerdir.referrer.subject"
 PULL_PREFIX = "dev.lowerdir.pull."
 MAX_REFERRERS = 32  # signature artefacts fetched per subject digest
 MAX_SIG_LAYERS = 16
-
-
-@dataclass
-class PullOptions:
-    platform: str = "linux/amd64"
-    limits: Limits = field(default_factory=Limits)
-    max_total_bytes: int = 20 * 1024**3
-    signatures: bool = True  # also fetch referrers, the referrers tag and the legacy .sig tag
-    credentials: dict[str, Credentials] = field(default_factory=dict)  # registry host[:port] -> credentials
-    timeout: float = 30.0
 
 
 @dataclass
