@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from scanner import cli_registry
 from scanner.engine import ScanError, ScanOptions, list_platforms, open_layer_file, scan
 from scanner.engine.model import Severity
 from scanner.engine.report import render_table, to_dict
@@ -25,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scanner", description="Lowerdir image scanner")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("scan", help="scan an image archive or OCI layout")
-    p.add_argument("source", help="PATH, docker-archive:PATH, oci-archive:PATH or oci:DIR[:REF]")
+    p.add_argument("source", help="PATH, docker-archive:PATH, oci-archive:PATH, oci:DIR[:REF] or "
+                   "docker://HOST/REPO[:TAG][@DIGEST]")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--fail-on", choices=SEVERITIES, default="high",
                    help="exit 1 when a finding is at or above this severity (default: high)")
@@ -33,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--all-platforms", action="store_true", help="scan every platform of an index")
     p.add_argument("--jobs", type=int, default=1, help="layers scanned in parallel processes")
     p.add_argument("--no-source-hash", action="store_true", help="skip the SHA-256 of the source file")
+    cli_registry.add_arguments(p)
     p = sub.add_parser("cat", help="write one file's bytes from one layer to stdout")
     p.add_argument("source")
     p.add_argument("--layer", type=int, required=True, help="layer index (0 = the base layer)")
@@ -82,6 +85,7 @@ def _scan(args: argparse.Namespace) -> int:
                           hash_source=not args.no_source_hash)
     if args.platform:
         options.platform = args.platform
+    cli_registry.apply(args, options)
     progress, stop = _progress_bar()
     try:
         report = scan(args.source, options=options, progress=progress)

@@ -235,7 +235,7 @@ def open_source(source: str | SourceSpec, limits: Limits) -> Source:
     spec = source if isinstance(source, SourceSpec) else parse_spec(source)
     if spec.kind == "registry":
         raise ScanError("a registry reference must be pulled first (scan() does it; or pull it with "
-                        "scanner.engine.registry.pull)")
+                        "scanner.engine.registry.pull())")
     path = spec.path
     if os.path.isdir(path):
         if spec.kind and spec.kind != "oci-layout":

@@ -14,10 +14,17 @@ from __future__ import annotations
 import importlib
 
 _NAMES = {
-    "Credentials": "options", "RegistryClient": "client", "RegistryError": "client",
-    "BlockedAddress": "netpolicy", "NetPolicy": "netpolicy",
-    "PullOptions": "options", "PullResult": "pull", "pull": "pull",
-    "Reference": "reference", "ReferenceError": "reference", "parse_reference": "reference",
+    "Credentials": "options",
+    "RegistryClient": "client",
+    "RegistryError": "client",
+    "BlockedAddress": "netpolicy",
+    "NetPolicy": "netpolicy",
+    "PullOptions": "options",
+    "PullResult": "fetch",
+    "pull": "fetch",
+    "Reference": "reference",
+    "ReferenceError": "reference",
+    "parse_reference": "reference",
     "RegistryConfig": "source",
 }
 __all__ = sorted(_NAMES)

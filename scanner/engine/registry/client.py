@@ -175,8 +175,13 @@ class RegistryClient:
                     response = self._send(method, self._base() + path, hdrs)
                 else:
                     raise
-            if response.status_code != 401 or attempt:
+            if response.status_code != 401:
                 return response
+            if attempt:
+                response.close()
+                if self.credentials:
+                    raise AuthError(f"{self.registry} refused the configured credentials (HTTP 401)")
+                raise AuthError(f"{self.registry} requires credentials for {scope.split(':')[1]} (HTTP 401)")
             challenge = response.headers.get("www-authenticate", "")
             response.close()
             self._authenticate(challenge, scope)

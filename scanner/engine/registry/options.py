@@ -21,5 +21,3 @@ class PullOptions:
     signatures: bool = True  # also fetch referrers, the referrers tag and the legacy .sig tag
     credentials: dict[str, Credentials] = field(default_factory=dict)  # registry host[:port] -> credentials
     timeout: float = 30.0
-
-

@@ -29,7 +29,7 @@ def read_provenance(spec: SourceSpec | str, limits: Limits) -> dict[str, str]:
     ann = doc.get("annotations") if isinstance(doc, dict) else None
     if not isinstance(ann, dict):
         return {}
-    return {k[len(PREFIX):]: v for k, v in ann.items() if k.startswith(PREFIX) and isinstance(v, str)}
+    return {k[len(PREFIX) :]: v for k, v in ann.items() if k.startswith(PREFIX) and isinstance(v, str)}
 
 
 def pull_findings(spec: SourceSpec | str, images: list[ImageResult], limits: Limits) -> None:
@@ -41,9 +41,11 @@ def pull_findings(spec: SourceSpec | str, images: list[ImageResult], limits: Lim
     name = f"{prov.get('registry', '')}/{prov.get('repository', '')}"
     resolved = prov.get("digest", "")
     manifest = prov.get("manifest-digest", resolved)
-    note = (f"pulled from {name} by tag {tag!r} at {prov.get('time', '?')}; the tag resolved to {resolved}"
-            + (f" (manifest {manifest})" if manifest != resolved else "")
-            + f". A tag can be moved to other content at any time: pin {name}@{resolved}.")
+    note = (
+        f"pulled from {name} by tag {tag!r} at {prov.get('time', '?')}; the tag resolved to {resolved}"
+        + (f" (manifest {manifest})" if manifest != resolved else "")
+        + f". A tag can be moved to other content at any time: pin {name}@{resolved}."
+    )
     for image in images:
         if prov.get("manifest-digest") and image.manifest_digest != prov["manifest-digest"]:
             continue
@@ -53,9 +55,11 @@ def pull_findings(spec: SourceSpec | str, images: list[ImageResult], limits: Lim
                 if resolved not in finding.detail:
                     finding.detail = f"{finding.detail} {note}".strip()
             continue
-        image.findings.append(Finding(
-            rule_id="reference.mutable-tag",
-            severity=Severity.MEDIUM if tag == "latest" else Severity.LOW,
-            title=f"image known only by a tag: {name}:{tag}",
-            detail=note,
-        ))
+        image.findings.append(
+            Finding(
+                rule_id="reference.mutable-tag",
+                severity=Severity.MEDIUM if tag == "latest" else Severity.LOW,
+                title=f"image known only by a tag: {name}:{tag}",
+                detail=note,
+            )
+        )

@@ -26,15 +26,16 @@ class RegistryConfig:
 
 
 def scan_reference(reference: str, options, progress, scan_fn) -> ScanReport:
-    from .pull import pull  # httpx is imported only when something is pulled
+    from .fetch import pull  # httpx is imported only when something is pulled
 
     config: RegistryConfig = options.registry or RegistryConfig()
     pull_options = dataclasses.replace(config.pull, platform=options.platform, limits=options.limits)
     tmpdir = tempfile.mkdtemp(prefix="lowerdir-pull-")
     try:
         archive = os.path.join(tmpdir, "image.tar")
-        result = pull(reference, archive, policy=config.policy, options=pull_options,
-                      transport=config.transport)
+        result = pull(
+            reference, archive, policy=config.policy, options=pull_options, transport=config.transport
+        )
         if config.on_pulled:
             config.on_pulled(result)
         if config.keep_archive:
