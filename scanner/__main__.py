@@ -18,6 +18,7 @@ from scanner import cli_registry
 from scanner.engine import ScanError, ScanOptions, list_platforms, open_layer_file, scan
 from scanner.engine.model import Severity
 from scanner.engine.report import render_table, to_dict
+from scanner.engine.rules import load_ruleset
 
 SEVERITIES = [s.value for s in Severity]
 
@@ -28,9 +29,17 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scan", help="scan an image archive or OCI layout")
     p.add_argument("source", help="PATH, docker-archive:PATH, oci-archive:PATH, oci:DIR[:REF] or "
                    "docker://HOST/REPO[:TAG][@DIGEST]")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--format", choices=["table", "json", "sarif", "cyclonedx"], default="table",
+                   help="table (people), json (lowerdir.scan/v1), sarif (SARIF 2.1.0), cyclonedx (SBOM)")
     p.add_argument("--fail-on", choices=SEVERITIES, default="high",
-                   help="exit 1 when a finding is at or above this severity (default: high)")
+                   help="exit 1 when a finding (not suppressed) is at or above this severity (default: high)")
+    p.add_argument("--rules", action="append", default=[], metavar="DIR",
+                   help="an extra rule folder (YAML, .yar, suppressions); repeatable; "
+                   "also $LOWERDIR_RULES_DIRS")
+    p.add_argument("--no-rules", action="store_true",
+                   help="verify and list the image only: integrity findings, no rule pack")
+    p.add_argument("--reference", default="", metavar="REF",
+                   help="the reference the image was pulled by (repo:tag or repo@sha256:...)")
     p.add_argument("--platform", default=None, help="os/arch[/variant] to scan (default linux/amd64)")
     p.add_argument("--all-platforms", action="store_true", help="scan every platform of an index")
     p.add_argument("--jobs", type=int, default=1, help="layers scanned in parallel processes")
@@ -41,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", type=int, required=True, help="layer index (0 = the base layer)")
     p.add_argument("--platform", default="linux/amd64")
     p.add_argument("path", help="the file's path in that layer, e.g. /usr/bin/.hidden_miner")
+    p = sub.add_parser("rules", help="load and list the rule pack (exit 2 naming the file and line of a "
+                       "broken rule)")
+    p.add_argument("--rules", action="append", default=[], metavar="DIR", help="an extra rule folder")
+    p.add_argument("--format", choices=["table", "json"], default="table")
     p = sub.add_parser("platforms", help="list the images and platforms in a source")
     p.add_argument("source")
     p.add_argument("--format", choices=["table", "json"], default="table")
@@ -81,8 +94,10 @@ def _progress_bar() -> tuple[Callable[[int, int], None] | None, Callable[[], Non
 def _scan(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ScanError("--jobs must be at least 1")
+    ruleset = None if args.no_rules else load_ruleset(args.rules)
     options = ScanOptions(jobs=args.jobs, all_platforms=args.all_platforms,
-                          hash_source=not args.no_source_hash)
+                          hash_source=not args.no_source_hash, rules=not args.no_rules, ruleset=ruleset,
+                          reference=args.reference)
     if args.platform:
         options.platform = args.platform
     cli_registry.apply(args, options)
@@ -94,13 +109,47 @@ def _scan(args: argparse.Namespace) -> int:
     if args.format == "json":
         json.dump(to_dict(report), sys.stdout, indent=2)
         sys.stdout.write("\n")
+    elif args.format == "sarif":
+        from scanner.engine import __version__
+        from scanner.engine.rules.loader import RuleSet
+        from scanner.engine.rules.sarif import to_sarif
+
+        json.dump(to_sarif(report, ruleset or RuleSet(), version=__version__), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif args.format == "cyclonedx":
+        from scanner.engine.rules.sbom import to_cyclonedx
+
+        sys.stdout.write(to_cyclonedx(report) + "\n")
     else:
         color = sys.stdout.isatty()
         width = max(shutil.get_terminal_size((120, 24)).columns, 60) if color else 120
         sys.stdout.write(render_table(report, color=color, width=width))
     threshold = Severity(args.fail_on).rank
-    failing = any(f.severity.rank >= threshold for image in report.images for f in image.findings)
+    failing = any(f.severity.rank >= threshold and not f.suppressed
+                  for image in report.images for f in image.findings)
     return 1 if failing else 0
+
+
+def _rules(args: argparse.Namespace) -> int:
+    ruleset = load_ruleset(args.rules)
+    rules = sorted(ruleset.rules.values(), key=lambda r: r.id)
+    if args.format == "json":
+        json.dump({"version": ruleset.version, "files": ruleset.files,
+                   "rules": [{"id": r.id, "severity": str(ruleset.severity(r.id, r.severity)),
+                              "title": r.title, "source": r.source, "kind": r.kind} for r in rules],
+                   "secret_patterns": sorted(ruleset.secret_patterns),
+                   "suppressions": [s.describe() for s in ruleset.suppressions]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for r in rules:
+        sev = ruleset.severity(r.id, r.severity)
+        sys.stdout.write(f"{r.id:28}  {str(sev):8}  {r.title}\n")
+    sys.stdout.write(f"\n{len(rules)} rules, {len(ruleset.secret_patterns)} secret patterns, "
+                     f"{len(ruleset.suppressions)} suppressions from {len(ruleset.files)} files "
+                     f"(rule pack {ruleset.version})\n")
+    for sup in ruleset.suppressions:
+        sys.stdout.write(f"  {sup.describe()}\n")
+    return 0
 
 
 def _cat(args: argparse.Namespace) -> int:
@@ -127,7 +176,7 @@ def _platforms(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    command = {"scan": _scan, "cat": _cat, "platforms": _platforms}[args.command]
+    command = {"scan": _scan, "cat": _cat, "platforms": _platforms, "rules": _rules}[args.command]
     try:
         return command(args)
     except ScanError as exc:

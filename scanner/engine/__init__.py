@@ -39,6 +39,9 @@ from .model import (
 from .parallel import run_layers
 from .registry.provenance import pull_findings
 from .registry.source import RegistryConfig, scan_reference
+from .rules.content import plan_for
+from .rules.evaluate import evaluate
+from .rules.loader import RuleSet, load_ruleset
 from .signatures import SignaturePolicy, check_images
 from .sources import open_source, parse_spec
 
@@ -61,6 +64,11 @@ class ScanOptions:
     limits: Limits = field(default_factory=Limits)
     hash_source: bool = False  # SHA-256 the whole source file for SourceInfo (an extra read)
     source_sha256: str = ""  # ...or give it when already known (the web app hashes on intake)
+    # The rule pack (issue 4): built-in rules + LOWERDIR_RULES_DIRS + rule_dirs, unless rules=False.
+    rules: bool = True
+    rule_dirs: tuple[str, ...] = ()
+    ruleset: RuleSet | None = None  # a loaded rule pack (overrides rule_dirs)
+    reference: str = ""  # the reference the image was pulled by ("repo:tag" or "repo@sha256:...")
     signatures: SignaturePolicy | None = None  # verify Sigstore/cosign signatures (None = do not check)
     registry: RegistryConfig | None = None  # how docker:// sources are pulled (None = defaults)
 
@@ -71,6 +79,8 @@ def scan(source: str, *, options: ScanOptions | None = None, progress: Progress 
     if not isinstance(opts.jobs, int) or opts.jobs < 1:
         raise ValueError("ScanOptions.jobs must be an integer >= 1")
     started = time.monotonic()
+    ruleset = (opts.ruleset or load_ruleset(opts.rule_dirs)) if opts.rules else None
+    content_plan = plan_for(ruleset) if ruleset is not None else None
     spec = parse_spec(source)
     if spec.kind == "registry":
         return scan_reference(spec.path, opts, progress, scan)
@@ -99,8 +109,11 @@ def scan(source: str, *, options: ScanOptions | None = None, progress: Progress 
         for builder in builders:
             builder.offer(slot, layer_scan)
 
-    scans = run_layers(blobs, opts.limits, opts.jobs, progress, on_result=ready)
+    scans = run_layers(blobs, opts.limits, opts.jobs, progress, on_result=ready, content=content_plan)
     images = [builder.result() for builder in builders]
+    if ruleset is not None and content_plan is not None:
+        for builder, image in zip(builders, images, strict=True):
+            evaluate(image, builder.contents, ruleset, content_plan, reference=opts.reference)
     pull_findings(spec, images, opts.limits)  # reference.mutable-tag for an archive written by a pull
     if opts.signatures is not None:
         check_images(spec, images, opts.signatures, opts.limits)

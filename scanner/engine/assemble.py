@@ -12,6 +12,7 @@ import copy
 from .images import ImagePlan
 from .layers import LayerScan
 from .model import FileEntry, Finding, ImageResult, LayerResult, Severity
+from .rules.content import LayerContent
 from .tree import MergedTree
 
 
@@ -41,6 +42,7 @@ class ImageBuilder:
         self.findings: list[Finding] = list(plan.findings)
         self.layers: list[LayerResult] = []
         self.files: list[FileEntry] = []
+        self.contents: list[LayerContent | None] = []  # per position: what the content rules saw
 
     def offer(self, slot: int, scan: LayerScan) -> None:
         """A blob's scan is ready: process every layer now unblocked."""
@@ -82,6 +84,7 @@ class ImageBuilder:
             actual_diff_id=sc.diff_id, compression=sc.compression, complete=sc.complete,
         ))
         self.files.extend(entries)
+        self.contents.append(sc.content)
 
     def result(self) -> ImageResult:
         if self.next != len(self.slots):

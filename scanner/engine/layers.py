@@ -28,6 +28,7 @@ from .compression import (
 )
 from .limits import LimitExceeded, Limits
 from .model import Change, EntryType, FileEntry, ScanError, Severity
+from .rules.content import ContentPlan, LayerContent, LayerInspector
 from .tarstream import TarFormatError, TarWalker
 
 WHITEOUT = ".wh."
@@ -49,9 +50,9 @@ _entry_tuple = operator.attrgetter(*_ENTRY_FIELDS)
 
 def _unpack_entries(blob_digest: str, diff_id: str, compression: str, compressed_size: int,
                     uncompressed_size: int, packed: list[tuple], issues: list[Issue], complete: bool,
-                    seconds: float) -> LayerScan:
+                    seconds: float, content: LayerContent | None = None) -> LayerScan:
     return LayerScan(blob_digest, diff_id, compression, compressed_size, uncompressed_size,
-                     list(itertools.starmap(FileEntry, packed)), issues, complete, seconds)
+                     list(itertools.starmap(FileEntry, packed)), issues, complete, seconds, content)
 
 
 @dataclass(slots=True)
@@ -67,13 +68,14 @@ class LayerScan:
     issues: list[Issue] = field(default_factory=list)
     complete: bool = True
     seconds: float = 0.0
+    content: LayerContent | None = None  # what the content rules saw (None when rules are off)
 
     def __reduce__(self) -> tuple:
         """Pickle entries as plain tuples (a worker sends tens of thousands): several times cheaper
         than the dataclass default, on both sides."""
         return (_unpack_entries, (self.blob_digest, self.diff_id, self.compression, self.compressed_size,
                                   self.uncompressed_size, list(map(_entry_tuple, self.entries)), self.issues,
-                                  self.complete, self.seconds))
+                                  self.complete, self.seconds, self.content))
 
 
 def normalise(name: str) -> tuple[str, tuple[str, ...]]:
@@ -146,6 +148,7 @@ class _Collector:
         self._flag_cache: dict[tuple, tuple[EntryType, frozenset[str]]] = {}
         self._append = self.entries.append
         self._issue_counts: dict[str, int] = {}
+        self.hardlinks: list[tuple[str, str]] = []  # (path, target) of hard links to earlier files
 
     def issue(self, rule: str, severity: Severity, title: str, detail: str, path: str = "",
               sha256: str = "") -> None:
@@ -192,6 +195,7 @@ class _Collector:
                 target = self.seen.get(link)
                 if target is not None and target.type is EntryType.FILE:
                     sha, size = target.sha256, target.size
+                    self.hardlinks.append((path, link))
         elif typeflag in _DEVICES:
             hostile += ("device",)
         seen = self.seen
@@ -239,11 +243,16 @@ class _Collector:
 
 
 def scan_layer(loc: BlobLocation, limits: Limits, *, algorithm: str = "sha256",
-               progress: Callable[[int], None] | None = None) -> LayerScan:
-    """Stream one layer blob: both digests, every member as a FileEntry, issues for what went wrong."""
+               progress: Callable[[int], None] | None = None,
+               content: ContentPlan | None = None) -> LayerScan:
+    """Stream one layer blob: both digests, every member as a FileEntry, issues for what went wrong.
+
+    With a ``content`` plan (the rule pack's), each regular file's bytes also go through the content
+    rules, in the same pass (see :mod:`scanner.engine.rules.content`)."""
     started = time.monotonic()
     collector = _Collector(limits)
-    walker = TarWalker(collector.emit, limits)
+    inspector = LayerInspector(content, limits) if content is not None else None
+    walker = TarWalker(collector.emit, limits, inspector=inspector)
     state = {"walking": True}
 
     def consume(buf: bytearray, n: int) -> None:
@@ -282,9 +291,14 @@ def scan_layer(loc: BlobLocation, limits: Limits, *, algorithm: str = "sha256",
                         f"{walker.trailing_nonzero} non-zero bytes follow the end-of-archive marker; "
                         "tar readers ignore them")
     collector.summarise()
+    layer_content = None
+    if inspector is not None:
+        for path, target in collector.hardlinks:
+            inspector.link(path, target)
+        layer_content = inspector.result()
     return LayerScan(result.blob_digest, result.diff_id, result.compression, result.compressed_bytes,
                      result.uncompressed_bytes, collector.entries, collector.issues, complete,
-                     time.monotonic() - started)
+                     time.monotonic() - started, layer_content)
 
 
 def _limit_issue(collector: _Collector, bound: str, detail: str) -> None:

@@ -29,6 +29,11 @@ class Limits:
     max_archive_members: int = 100_000  # members of the outer docker/oci archive
     max_link_hops: int = 8  # symlink chain inside the outer archive
     max_seconds: float = 6 * 3600.0  # wall-clock time per layer
+    # Content rules (issue 4): files larger than these are hashed but not pattern-scanned (counted).
+    max_scan_text: int = 4 * MiB  # text: scripts, config, source
+    max_scan_elf: int = 16 * MiB  # ELF binaries and libraries
+    max_scan_seconds: float = 10.0  # YARA-X time for one file
+    max_capture: int = 64 * MiB  # one package-database (or other rule input) file read whole
 
 
 DEFAULT_LIMITS = Limits()

@@ -51,11 +51,29 @@ class Finding:
     path: str = ""
     sha256: str = ""
     fingerprint: str = ""
+    # Added by the rule pack (issue 4). Never a whole secret: ``excerpt`` is redacted
+    # (first characters, length and hash of the matched value).
+    excerpt: str = ""
+    remediation: str = ""
+    hidden_layer_index: int | None = None  # the layer that deleted or shadowed the file (still in the image)
+    related: list[str] = field(default_factory=list)  # fingerprints of findings on the same content
+    suppressed: bool = False
+    suppression: str = ""  # why, by whom, from which file: suppressed findings stay visible
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
             key = "\0".join([self.rule_id, self.layer_digest, self.path, self.sha256, self.title])
             self.fingerprint = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def fingerprint(rule_id: str, diff_id: str, path: str, sha256: str, key: str = "") -> str:
+    """A finding's stable identity: rule + layer diff_id + path + content hash (+ what matched).
+
+    The diff_id (not the compressed blob digest) is used, so the same image saved as a docker archive,
+    gzip or zstd OCI gives the same fingerprints, and a re-scan keeps the triage of the last one.
+    """
+    text = "\0".join([rule_id, diff_id, path, sha256, key])
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 @dataclass(slots=True)
@@ -113,6 +131,19 @@ class LayerResult:
 
 
 @dataclass(slots=True)
+class Package:
+    """One installed package, as its database records it (dpkg status or apk installed)."""
+
+    manager: str  # dpkg | apk
+    name: str
+    version: str
+    arch: str = ""
+    source: str = ""  # source package (dpkg Source:, apk o: origin)
+    license: str = ""
+    files: int = 0  # files the database lists for it
+
+
+@dataclass(slots=True)
 class ImageResult:
     manifest_digest: str
     config_digest: str
@@ -126,6 +157,8 @@ class ImageResult:
     graveyard: list[GraveyardEntry] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     trailing_history: list[str] = field(default_factory=list)  # empty-layer steps after the last layer
+    packages: list[Package] = field(default_factory=list)  # from the package databases (the SBOM)
+    distro: dict = field(default_factory=dict)  # /etc/os-release of the final tree: ID, VERSION_ID, ...
 
 
 @dataclass(slots=True)

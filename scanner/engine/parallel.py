@@ -17,6 +17,7 @@ from .compression import BlobLocation
 from .layers import LayerScan, scan_layer
 from .limits import Limits
 from .model import ScanError
+from .rules.content import ContentPlan
 
 ProgressFn = Callable[[int, int], None]
 
@@ -28,7 +29,8 @@ def _init_worker(counters: multiprocessing.sharedctypes.SynchronizedArray) -> No
     _counters = counters
 
 
-def _work(slot: int, loc: BlobLocation, limits: Limits, algorithm: str) -> LayerScan:
+def _work(slot: int, loc: BlobLocation, limits: Limits, algorithm: str,
+          content: ContentPlan | None = None) -> LayerScan:
     counters = _counters
     done = 0
 
@@ -38,7 +40,7 @@ def _work(slot: int, loc: BlobLocation, limits: Limits, algorithm: str) -> Layer
         if counters is not None:
             counters[slot] = done  # one aligned store; no lock needed for a monotonic counter
 
-    return scan_layer(loc, limits, algorithm=algorithm, progress=progress)
+    return scan_layer(loc, limits, algorithm=algorithm, progress=progress, content=content)
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -63,7 +65,8 @@ def _abandon(pool: ProcessPoolExecutor) -> None:
 
 def run_layers(blobs: list[tuple[BlobLocation, str]], limits: Limits, jobs: int,
                progress: ProgressFn | None = None,
-               on_result: Callable[[int, LayerScan], None] | None = None) -> list[LayerScan]:
+               on_result: Callable[[int, LayerScan], None] | None = None,
+               content: ContentPlan | None = None) -> list[LayerScan]:
     """Scan each ``(location, digest algorithm)``; ``progress(bytes_done, bytes_total)`` as bytes go,
     ``on_result(index, scan)`` (in this process) as each blob is done, in completion order."""
     total = sum(loc.size for loc, _ in blobs)
@@ -78,7 +81,7 @@ def run_layers(blobs: list[tuple[BlobLocation, str]], limits: Limits, jobs: int,
 
         scans = []
         for i, (loc, alg) in enumerate(blobs):
-            scans.append(scan_layer(loc, limits, algorithm=alg, progress=tick))
+            scans.append(scan_layer(loc, limits, algorithm=alg, progress=tick, content=content))
             if on_result is not None:
                 on_result(i, scans[-1])
         return scans
@@ -92,7 +95,7 @@ def run_layers(blobs: list[tuple[BlobLocation, str]], limits: Limits, jobs: int,
                                initargs=(counters,))
     try:
         futures: dict[Future, int] = {
-            pool.submit(_work, i, blobs[i][0], limits, blobs[i][1]): i for i in order
+            pool.submit(_work, i, blobs[i][0], limits, blobs[i][1], content): i for i in order
         }
         pending = set(futures)
         while pending:

@@ -23,6 +23,9 @@ def _finding(f: Finding) -> dict:
         "rule_id": f.rule_id, "severity": str(f.severity), "title": f.title, "detail": f.detail,
         "layer_index": f.layer_index, "layer_digest": f.layer_digest, "path": f.path, "sha256": f.sha256,
         "fingerprint": f.fingerprint,
+        # added by the rule pack (issue 4); every key above is unchanged
+        "excerpt": f.excerpt, "remediation": f.remediation, "hidden_layer_index": f.hidden_layer_index,
+        "related": list(f.related), "suppressed": f.suppressed, "suppression": f.suppression,
     }
 
 
@@ -42,7 +45,8 @@ def _image(image: ImageResult) -> dict:
 
 
 def to_dict(report: ScanReport) -> dict:
-    """Exactly the DESIGN §4 document (a contract: keys are neither added nor renamed)."""
+    """The DESIGN §4 document (a contract: keys are never renamed or removed; findings also carry
+    ``excerpt``, ``remediation``, ``hidden_layer_index``, ``related``, ``suppressed``, ``suppression``)."""
     return {
         "schema": SCHEMA,
         "source": {"path": report.source.path, "format": report.source.format,
@@ -54,7 +58,8 @@ def to_dict(report: ScanReport) -> dict:
 
 
 def max_severity(report: ScanReport) -> Severity | None:
-    found = [f.severity for image in report.images for f in image.findings]
+    """The most severe finding that is not suppressed (suppressed findings never fail a build)."""
+    found = [f.severity for image in report.images for f in image.findings if not f.suppressed]
     return max(found, key=lambda s: s.rank) if found else None
 
 
@@ -106,10 +111,15 @@ def render_table(report: ScanReport, *, color: bool = False, width: int = 120) -
         out.write(f" ({summary})\n" if summary else "\n")
         for f in findings:
             where = f"layer {f.layer_index}" if f.layer_index is not None else "image"
+            mark = " (suppressed)" if f.suppressed else ""
             out.write(f"  {str(f.severity).upper():8}  {f.rule_id:28}  {where:8}  "
-                      f"{_one_line(f.path or f.title, max(20, width - 54))}\n")
+                      f"{_one_line(f.path or f.title, max(20, width - 54))}{mark}\n")
             if f.detail:
                 out.write(f"            {_one_line(f.detail, max(20, width - 12))}\n")
+            if f.excerpt:
+                out.write(f"            match: {_one_line(f.excerpt, max(20, width - 19))}\n")
+            if f.suppressed:
+                out.write(f"            {_one_line(f.suppression, max(20, width - 12))}\n")
         out.write(f"\n  graveyard: {len(image.graveyard)} deleted or shadowed entries still in the image\n")
     st = report.stats
     out.write(f"\n{st.layers} layers, {st.files} entries, {_size(st.bytes_read)} read "
@@ -148,9 +158,11 @@ def _render_rich(report: ScanReport, width: int) -> str:
         for col in ("severity", "rule", "layer", "path / detail"):
             table.add_column(col)
         for f in findings:
-            table.add_row(Text(str(f.severity), style=styles[f.severity]), Text(f.rule_id),
-                          "-" if f.layer_index is None else str(f.layer_index),
-                          Text(_one_line(f"{f.path}  {f.detail}".strip(), max(20, width - 50))))
+            sev = Text(str(f.severity) + (" (suppressed)" if f.suppressed else ""),
+                       style="dim" if f.suppressed else styles[f.severity])
+            extra = f"  [{f.excerpt}]" if f.excerpt else ""
+            table.add_row(sev, Text(f.rule_id), "-" if f.layer_index is None else str(f.layer_index),
+                          Text(_one_line(f"{f.path}  {f.detail}{extra}".strip(), max(20, width - 50))))
         console.print(table)
         console.print(Text(f"graveyard: {len(image.graveyard)} deleted or shadowed entries "
                            "still in the image"))

@@ -18,6 +18,7 @@ import hashlib
 import struct
 import zlib
 from collections.abc import Callable
+from typing import Protocol
 
 from .limits import LimitExceeded, Limits
 
@@ -47,6 +48,15 @@ _HEADER, _DATA, _SKIP, _END, _SPARSE_EXT = range(5)
 
 Emit = Callable[[str, str, bytes, int, int, int, int, int, str, bool, tuple], None]
 Sink = Callable[[memoryview], None]
+
+
+class Inspector(Protocol):
+    """Sees regular files' bytes during the walk (the rule pack's content hook)."""
+
+    def whole(self, name: str, mode: int, size: int, data: memoryview) -> None: ...
+    def begin(self, name: str, mode: int, size: int) -> bool: ...
+    def piece(self, piece: memoryview) -> None: ...
+    def end(self) -> None: ...
 
 
 class TarFormatError(Exception):
@@ -136,8 +146,11 @@ class TarWalker:
     regular file's data instead of it being hashed (used to recover one file's bytes)."""
 
     def __init__(self, emit: Emit, limits: Limits, content: Callable[[str], Sink | None] | None = None,
-                 hash_content: bool = True) -> None:
+                 hash_content: bool = True, inspector: Inspector | None = None) -> None:
         self.emit = emit
+        # The content rules' hook: sees each regular file's bytes while they are hashed (issue 4).
+        self.inspector = inspector
+        self._tap = False
         self.content = content
         self.hash_content = hash_content
         self.max_members = limits.max_members
@@ -191,6 +204,8 @@ class TarWalker:
                         if len(self._head) < 4:
                             self._head += bytes(piece[:4 - len(self._head)])
                         self._hasher.update(piece)
+                        if self._tap:
+                            self.inspector.piece(piece)  # type: ignore[union-attr]
                     elif self._sink is not None:
                         self._sink(piece)
                     elif self._collect is not None:
@@ -285,7 +300,10 @@ class TarWalker:
         if typeflag == b"0" and self._simple:  # the common case: a plain file, no pending records
             end = start + size
             if end <= n and len(name) <= self.max_path and size <= self.max_member_size:
-                self.emit(name.decode("utf-8", "backslashreplace"), "", FILE, mode, uid, gid, size, mtime,
+                sname = name.decode("utf-8", "backslashreplace")
+                if self.inspector is not None:
+                    self.inspector.whole(sname, mode, size, mv[start:end])
+                self.emit(sname, "", FILE, mode, uid, gid, size, mtime,
                           _sha256(mv[start:end]).hexdigest() if size else EMPTY_SHA256,
                           size >= 4 and buf.startswith(ELF_MAGIC, start), ())
                 end = start + ((size + 511) & ~511)
@@ -356,6 +374,8 @@ class TarWalker:
                 digest = EMPTY_SHA256
             elf = size >= 4 and buf.startswith(ELF_MAGIC, start)
             self._cur = None
+            if self.inspector is not None and self.hash_content:
+                self.inspector.whole(sname, mode, size, mv[start:start + size])
             self.emit(sname, slink, FILE, mode, uid, gid, size, mtime, digest, elf, extra)
             return self._skip_to(start + padded, n)
         self._start_data(size, sink=sink)
@@ -375,6 +395,8 @@ class TarWalker:
             self._sink = sink
             if sink is None and self.hash_content:
                 self._hasher = hashlib.sha256()
+                if self.inspector is not None:
+                    self._tap = self.inspector.begin(cur[0], cur[3], size)
             self._head = b""
             pad = ((size + 511) & ~511) - size
         self._pad = pad or 0
@@ -395,6 +417,9 @@ class TarWalker:
             sname, slink, typeflag, mode, uid, gid, size, mtime, extra = cur
             hasher, self._hasher, self._sink = self._hasher, None, None
             digest = hasher.hexdigest() if hasher is not None else ""
+            if self._tap:
+                self._tap = False
+                self.inspector.end()  # type: ignore[union-attr]
             elf = self._head[:4] == ELF_MAGIC
             self.emit(sname, slink, typeflag, mode, uid, gid, size, mtime, digest, elf, extra)
         if self._pad:

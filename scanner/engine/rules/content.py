@@ -1,0 +1,434 @@
+"""Content rules during the single pass: the tar walker hands each regular file's bytes to a
+:class:`LayerInspector` (in the scanning process or a layer worker) while it hashes them.
+
+For each regular file the inspector may
+
+- **scan** it with YARA-X (compiled once per process, lazily: compiled rules are never pickled) when it
+  is a candidate: ELF up to ``Limits.max_scan_elf``, text (no NUL in its first KiB: scripts, config,
+  source) up to ``Limits.max_scan_text``. Other files (archives, images, compressed data) and larger
+  ones are hashed but not scanned; larger candidates are counted (``scan.content-skipped``);
+- compute **extra digests** for package verification — MD5 (dpkg ``md5sums``) and SHA-1 (apk ``Z:Q1``)
+  — for regular files under the paths packages install to (``/usr`` except ``/usr/local``, ``/bin``,
+  ``/sbin``, ``/lib*``, ``/etc``, ``/boot``). The database is often further along in the tar than the
+  files it lists (``usr/`` sorts before ``var/``) or in another layer scanned in parallel, so the digests
+  are computed before it is known which files it lists. To halve the cost, a layer that shows which
+  package manager it belongs to (``/etc/dpkg``, ``/var/lib/dpkg`` → MD5; ``/etc/apk``, ``/lib/apk`` →
+  SHA-1) computes only that one from then on; files seen before any hint get both. A file a database
+  lists whose digest is missing is reported (``package.unverified-file``), never silently passed;
+- **capture** the few files the rules read whole: package databases, ``/etc/ld.so.preload``,
+  ``/etc/os-release``, ``/etc/passwd`` (bounded by ``Limits.max_capture``).
+
+Everything returned is plain data (:class:`LayerContent`), pickled back from workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+
+from ..limits import Limits
+
+ELF = b"\x7fELF"
+TEXT_PROBE = 1024  # a NUL in the first KiB: not text
+MAX_HITS_PER_FILE = 20
+MAX_SKIPPED_LISTED = 20
+MAX_MATCHES_PER_PATTERN = 20
+CAPTURE_EXACT = frozenset(
+    {
+        "/var/lib/dpkg/status",
+        "/var/lib/dpkg/diversions",
+        "/lib/apk/db/installed",
+        "/usr/lib/apk/db/installed",
+        "/etc/ld.so.preload",
+        "/etc/os-release",
+        "/usr/lib/os-release",
+        "/etc/passwd",
+    }
+)
+CAPTURE_DIRS = ("/var/lib/dpkg/info/", "/var/lib/dpkg/status.d/")
+DIGEST_PREFIXES = ("/usr/", "/bin/", "/sbin/", "/lib", "/etc/", "/boot/")
+NOT_DIGESTED = ("/usr/local/",)
+MD5, SHA1 = 1, 2
+BOTH = MD5 | SHA1
+_EMPTY = (
+    hashlib.md5(b"", usedforsecurity=False).hexdigest(),
+    hashlib.sha1(b"", usedforsecurity=False).hexdigest(),
+)
+
+
+def family_hint(path: str) -> int:
+    """Which package manager's digest a path implies (0: none)."""
+    if path.startswith(("/var/lib/dpkg/", "/etc/dpkg/")) or path == "/etc/debian_version":
+        return MD5
+    if path.startswith(("/lib/apk/", "/etc/apk/", "/usr/lib/apk/")) or path == "/etc/alpine-release":
+        return SHA1
+    return 0
+
+
+def wants_digests(path: str) -> bool:
+    return path.startswith(DIGEST_PREFIXES) and not path.startswith(NOT_DIGESTED)
+
+
+def wants_capture(path: str) -> bool:
+    if path in CAPTURE_EXACT:
+        return True
+    if path.startswith(CAPTURE_DIRS):
+        return not path.startswith("/var/lib/dpkg/info/") or path.endswith((".md5sums", ".conffiles"))
+    return False
+
+
+def redact(value: str) -> str:
+    """Never a whole secret: a few leading characters, the length and a hash prefix."""
+    n = len(value)
+    show = min(4, n // 4)
+    digest = hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return f"{value[:show]}…[{n} chars, sha256:{digest}]"
+
+
+def secret_value(text: str, value_re: re.Pattern[str] | None) -> str:
+    """The secret inside a match: the pattern's ``(?P<value>...)`` group when it has one."""
+    if value_re is not None:
+        found = value_re.search(text)
+        if found is not None and found.group("value"):
+            text = found.group("value")
+    return text.strip().strip("\"'")
+
+
+def printable(data: bytes, limit: int = 80) -> str:
+    text = data[:limit].decode("utf-8", "backslashreplace")
+    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else c for c in text)
+    return text + ("…" if len(data) > limit else "")
+
+
+@dataclass(frozen=True)
+class ContentPlan:
+    """What the walk must do for the rules; picklable (sources, not compiled rules)."""
+
+    general: tuple[tuple[str, str, str], ...]  # (namespace, origin, YARA text)
+    scoped: tuple[tuple[str, str, str], ...]  # rules that count only in some paths
+    scope: str  # regex: a file is scanned with ``scoped`` when its path matches
+    target_scope: tuple[tuple[str, str, str], ...]  # (namespace, identifier, path regex) of scoped rules
+    secret_idents: frozenset[tuple[str, str]]  # matches to redact
+    value_re: tuple[tuple[str, str, str], ...]  # (namespace, identifier, regex): the secret follows
+    key: str  # the rule pack's version: the per-process compile cache key
+
+
+@dataclass(slots=True)
+class LayerContent:
+    """What the content rules saw in one layer (paths are the layer's normalised paths)."""
+
+    # (path, namespace, identifier, matches, excerpt, value sha256, offset, metadata)
+    hits: list[tuple] = field(default_factory=list)
+    digests: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (md5 | "", sha1 | "")
+    captured: dict[str, bytes] = field(default_factory=dict)
+    scripts: set[str] = field(default_factory=set)  # files starting with "#!"
+    skipped: list[tuple[str, int, str]] = field(default_factory=list)  # (path, size, why), first few
+    skipped_count: int = 0
+    scanned: int = 0
+    scanned_bytes: int = 0
+    hints: int = 0  # MD5 / SHA1 bits seen
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+_COMPILED: dict[str, tuple[int, object, object | None]] = {}
+
+
+def _compile(sources: tuple[tuple[str, str, str], ...]):
+    import yara_x
+
+    compiler = yara_x.Compiler()
+    for namespace, origin, text in sources:
+        compiler.new_namespace(namespace)
+        compiler.add_source(text, origin=origin)
+    return compiler.build()
+
+
+def compiled(plan: ContentPlan) -> tuple[object, object | None]:
+    """The plan's YARA-X rules, compiled once per process (a forked worker compiles its own)."""
+    pid = os.getpid()
+    entry = _COMPILED.get(plan.key)
+    if entry is None or entry[0] != pid:
+        general = _compile(plan.general)
+        scoped = _compile(plan.scoped) if plan.scoped else None
+        entry = _COMPILED[plan.key] = (pid, general, scoped)
+    return entry[1], entry[2]
+
+
+def _fast_path(name: str) -> str:
+    if name and name[0] not in "/." and "//" not in name and "/." not in name:
+        return "/" + name
+    from ..layers import normalise
+
+    return normalise(name)[0]
+
+
+class LayerInspector:
+    """The tar walker's content hook for one layer: ``whole`` for a file whose bytes are all in the
+    current buffer, else ``begin`` / ``piece`` ... / ``end``."""
+
+    def __init__(self, plan: ContentPlan, limits: Limits) -> None:
+        import yara_x
+
+        self.plan = plan
+        general, scoped = compiled(plan)
+        self.scanner = yara_x.Scanner(general)
+        self.scoped_scanner = yara_x.Scanner(scoped) if scoped is not None else None
+        timeout = max(1, int(limits.max_scan_seconds))
+        for sc in (self.scanner, self.scoped_scanner):
+            if sc is not None:
+                sc.set_timeout(timeout)
+                sc.max_matches_per_pattern(MAX_MATCHES_PER_PATTERN)
+        self.scope = re.compile(plan.scope) if plan.scope else None
+        self.target_scope = {(ns, ident): re.compile(rx) for ns, ident, rx in plan.target_scope}
+        self.value_re = {(ns, ident): re.compile(rx, re.IGNORECASE) for ns, ident, rx in plan.value_re}
+        self.secret = plan.secret_idents
+        self.max_text = limits.max_scan_text
+        self.max_elf = limits.max_scan_elf
+        self.max_scan = max(self.max_text, self.max_elf)
+        self.max_capture = limits.max_capture
+        self.out = LayerContent()
+        self.family = 0  # package-manager hints seen in this layer
+        # streaming state
+        self._path = ""
+        self._size = 0
+        self._md5 = None
+        self._sha1 = None
+        self._buf: bytearray | None = None
+        self._capture = False
+        self._first = True
+
+    # -- whole files -----------------------------------------------------------------------------
+    def whole(self, name: str, mode: int, size: int, data: memoryview) -> None:
+        path = _fast_path(name)
+        if "/.wh." in path:
+            return
+        hint = (
+            family_hint(path)
+            if path.startswith(("/etc/", "/var/lib/dpkg/", "/lib/apk/", "/usr/lib/apk/"))
+            else 0
+        )
+        if hint:
+            self.family |= hint
+        if wants_digests(path):
+            self._digest_whole(path, data, size)
+        if size and wants_capture(path) and size <= self.max_capture:
+            self.out.captured[path] = bytes(data)
+        if not size:
+            return
+        head = bytes(data[:4])
+        if head[:2] == b"#!":
+            self.out.scripts.add(path)
+        if head == ELF:
+            if size > self.max_elf:
+                self._skip(path, size, "ELF larger than max_scan_elf")
+                return
+        elif size > self.max_text:
+            if bytes(data[:TEXT_PROBE]).find(b"\x00") < 0:
+                self._skip(path, size, "text larger than max_scan_text")
+            return
+        elif bytes(data[:TEXT_PROBE]).find(b"\x00") >= 0:
+            return  # binary, not ELF: archives, images, compressed data
+        self._scan(path, bytes(data))
+
+    def _digest_whole(self, path: str, data: memoryview, size: int) -> None:
+        if not size:
+            self.out.digests[path] = _EMPTY
+            return
+        want = self.family or BOTH
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest() if want & MD5 else ""
+        sha1 = hashlib.sha1(data, usedforsecurity=False).hexdigest() if want & SHA1 else ""
+        self.out.digests[path] = (md5, sha1)
+
+    # -- streamed files --------------------------------------------------------------------------
+    def begin(self, name: str, mode: int, size: int) -> bool:
+        path = _fast_path(name)
+        if "/.wh." in path:
+            return False
+        if path.startswith(("/etc/", "/var/lib/dpkg/", "/lib/apk/", "/usr/lib/apk/")):
+            self.family |= family_hint(path)
+        digests = wants_digests(path)
+        capture = wants_capture(path) and size <= self.max_capture
+        if not (digests or capture or size):
+            return False
+        self._path, self._size = path, size
+        want = self.family or BOTH
+        self._md5 = hashlib.md5(usedforsecurity=False) if digests and want & MD5 else None
+        self._sha1 = hashlib.sha1(usedforsecurity=False) if digests and want & SHA1 else None
+        self._digests = digests
+        self._capture = capture
+        self._buf = bytearray() if (capture or size <= self.max_scan) else None
+        self._first = True
+        self._head = b""
+        return True
+
+    def piece(self, piece: memoryview) -> None:
+        if self._first:
+            self._first = False
+            self._head = head = bytes(piece[:TEXT_PROBE])
+            if head[:2] == b"#!":
+                self.out.scripts.add(self._path)
+            elf = head[:4] == ELF
+            limit = self.max_elf if elf else -1 if head.find(b"\x00") >= 0 else self.max_text
+            if 0 <= limit < self._size:
+                self._skip(
+                    self._path,
+                    self._size,
+                    f"{'ELF' if elf else 'text'} larger than {'max_scan_elf' if elf else 'max_scan_text'}",
+                )
+            if not self._capture and not 0 <= self._size <= limit:
+                self._buf = None
+        if self._md5 is not None:
+            self._md5.update(piece)
+        if self._sha1 is not None:
+            self._sha1.update(piece)
+        if self._buf is not None:
+            self._buf += piece
+
+    def end(self) -> None:
+        path = self._path
+        if self._digests:
+            self.out.digests[path] = (
+                self._md5.hexdigest() if self._md5 is not None else "",
+                self._sha1.hexdigest() if self._sha1 is not None else "",
+            )
+        self._md5 = self._sha1 = None
+        buf, self._buf = self._buf, None
+        if buf is None or not buf:
+            return
+        data = bytes(buf)
+        del buf
+        if self._capture:
+            self.out.captured[path] = data
+        head = data[:4]
+        if head == ELF:
+            if len(data) <= self.max_elf:
+                self._scan(path, data)
+        elif len(data) <= self.max_text and data.find(b"\x00", 0, TEXT_PROBE) < 0:
+            self._scan(path, data)
+
+    def link(self, path: str, target: str) -> None:
+        """A hard link in this layer to an earlier file: it has the target's content."""
+        digests = self.out.digests.get(target)
+        if digests is not None and wants_digests(path):
+            self.out.digests[path] = digests
+
+    # -- YARA-X ----------------------------------------------------------------------------------
+    def _skip(self, path: str, size: int, why: str) -> None:
+        self.out.skipped_count += 1
+        if len(self.out.skipped) < MAX_SKIPPED_LISTED:
+            self.out.skipped.append((path, size, why))
+
+    def _scan(self, path: str, data: bytes) -> None:
+        import yara_x
+
+        self.out.scanned += 1
+        self.out.scanned_bytes += len(data)
+        try:
+            results = self.scanner.scan(data)
+            self._collect(path, data, results, False)
+            if self.scoped_scanner is not None and self.scope is not None and self.scope.match(path):
+                self._collect(path, data, self.scoped_scanner.scan(data), True)
+        except yara_x.TimeoutError:
+            self.out.errors.append((path, "YARA-X timed out"))
+        except yara_x.ScanError as exc:  # pragma: no cover - defensive
+            self.out.errors.append((path, f"YARA-X error: {exc}"))
+
+    def _collect(self, path: str, data: bytes, results, scoped: bool) -> None:
+        hits = self.out.hits
+        n = 0
+        for rule in results.matching_rules:
+            key = (rule.namespace, rule.identifier)
+            if scoped:
+                scope = self.target_scope.get(key)
+                if scope is not None and not scope.match(path):
+                    continue
+            matches = sorted((m.offset, m.length) for p in rule.patterns for m in p.matches)
+            meta = tuple(rule.metadata)
+            if key in self.secret:
+                # one hit per distinct secret value (a .env file holds several)
+                values: dict[str, tuple[int, str]] = {}
+                for offset, length in matches:
+                    raw = data[offset : offset + min(length, 4096)]
+                    text = secret_value(raw.decode("utf-8", "backslashreplace"), self.value_re.get(key))
+                    digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+                    if digest not in values:
+                        values[digest] = (offset, redact(text))
+                for digest, (offset, excerpt) in values.items():
+                    hits.append(
+                        (path, rule.namespace, rule.identifier, len(matches), excerpt, digest, offset, meta)
+                    )
+                    n += 1
+            else:
+                offset, length = matches[0] if matches else (-1, 0)
+                excerpt = printable(data[offset : offset + min(length, 4096)]) if matches else ""
+                hits.append((path, rule.namespace, rule.identifier, len(matches), excerpt, "", offset, meta))
+                n += 1
+            if n >= MAX_HITS_PER_FILE:
+                break
+
+    def result(self) -> LayerContent:
+        self.out.hints = self.family
+        return self.out
+
+
+def scan_text(plan: ContentPlan, data: bytes) -> list[tuple]:
+    """Scan a synthetic document (the config's Env, labels, history) with the general rules:
+    ``[(namespace, identifier, offset, length, excerpt, value sha256), ...]`` for every match."""
+    import yara_x
+
+    general, _ = compiled(plan)
+    scanner = yara_x.Scanner(general)
+    scanner.max_matches_per_pattern(1000)
+    value_re = {(ns, ident): re.compile(rx, re.IGNORECASE) for ns, ident, rx in plan.value_re}
+    out = []
+    for rule in scanner.scan(data).matching_rules:
+        key = (rule.namespace, rule.identifier)
+        for pattern in rule.patterns:
+            for match in pattern.matches:
+                raw = data[match.offset : match.offset + match.length]
+                text = raw.decode("utf-8", "backslashreplace")
+                if key in plan.secret_idents:
+                    text = secret_value(text, value_re.get(key))
+                    excerpt = redact(text)
+                else:
+                    excerpt = printable(raw)
+                out.append(
+                    (
+                        rule.namespace,
+                        rule.identifier,
+                        match.offset,
+                        match.length,
+                        excerpt,
+                        hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest(),
+                        tuple(rule.metadata),
+                    )
+                )
+    return out
+
+
+def plan_for(ruleset) -> ContentPlan:
+    """The content plan of a loaded RuleSet."""
+    targets = ruleset.yara_targets
+    scoped_targets = tuple((ns, ident, t.scope) for (ns, ident), t in targets.items() if t.scope)
+    scope = "|".join(f"(?:{rx})" for _, _, rx in scoped_targets)
+    secret = frozenset(
+        key
+        for key, t in targets.items()
+        if t.kind == "secret" or (t.kind in ("rule", "yara") and t.ref.startswith("secret."))
+    )
+    after = tuple(
+        ("secrets", "secret_" + p.id.replace("-", "_"), p.value_re.pattern)
+        for p in ruleset.secret_patterns.values()
+        if p.value_re is not None
+    )
+    return ContentPlan(
+        tuple(ruleset.yara_sources),
+        tuple(ruleset.yara_scoped),
+        scope,
+        scoped_targets,
+        secret,
+        after,
+        ruleset.version,
+    )
