@@ -162,6 +162,15 @@ class Finding(models.Model):
     path = models.TextField(blank=True)
     sha256 = models.CharField(max_length=64, blank=True, db_index=True)
     fingerprint = models.CharField(max_length=64)
+    # From the rule pack (issue 4): a redacted excerpt (never a whole secret), how to fix it, the layer
+    # that deleted or overwrote the file (it is still in the image), fingerprints of findings on the
+    # same content, and an explicit, visible suppression.
+    excerpt = models.TextField(blank=True)
+    remediation = models.TextField(blank=True)
+    hidden_layer_index = models.PositiveIntegerField(null=True, blank=True)
+    related = models.JSONField(default=list, blank=True)
+    suppressed = models.BooleanField(default=False)
+    suppression = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=TriageStatus.choices, default=TriageStatus.OPEN)
     created_at = models.DateTimeField(default=timezone.now)
     # Triage, set in the case workspace.

@@ -125,6 +125,12 @@ def _store_image(run: ScanRun, result: ImageResult) -> None:
             path=db_text(finding.path),
             sha256=db_text(finding.sha256),
             fingerprint=finding.fingerprint,
+            excerpt=db_text(finding.excerpt),
+            remediation=db_text(finding.remediation),
+            hidden_layer_index=finding.hidden_layer_index,
+            related=list(finding.related),
+            suppressed=finding.suppressed,
+            suppression=db_text(finding.suppression),
         )
         for finding in result.findings
     )
