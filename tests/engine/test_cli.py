@@ -34,7 +34,7 @@ def image(tmp_path: Path):
 
 
 def test_clean_scan_exits_0_with_a_table(image) -> None:
-    result = run("scan", str(image.path))
+    result = run("scan", str(image.path), "--no-rules")  # the rule pack's own CLI tests: tests/rules
     assert result.returncode == 0, result.stderr
     out = result.stdout.decode()
     assert "ex/miner:latest" in out and "linux/amd64" in out and "findings: 0" in out
@@ -42,7 +42,7 @@ def test_clean_scan_exits_0_with_a_table(image) -> None:
 
 
 def test_json_is_the_design_document(image) -> None:
-    result = run("scan", str(image.path), "--format", "json")
+    result = run("scan", str(image.path), "--format", "json", "--no-rules")
     assert result.returncode == 0
     doc = json.loads(result.stdout)
     assert doc["schema"] == "lowerdir.scan/v1"
@@ -56,20 +56,20 @@ def test_json_is_the_design_document(image) -> None:
 
 def test_findings_at_or_above_fail_on_exit_1(image) -> None:
     tamper(image, image.layer_digests[0], compress(layer_tar([("/usr/bin/tool", b"evil")]), "gzip"))
-    result = run("scan", str(image.path), "--format", "json")
+    result = run("scan", str(image.path), "--format", "json", "--no-rules")
     assert result.returncode == 1
     rules = {f["rule_id"] for f in json.loads(result.stdout)["images"][0]["findings"]}
     assert rules == {"integrity.digest-mismatch"}
-    assert run("scan", str(image.path), "--fail-on", "critical").returncode == 1
+    assert run("scan", str(image.path), "--no-rules", "--fail-on", "critical").returncode == 1
 
 
 def test_fail_on_threshold(tmp_path: Path) -> None:
     # a duplicate entry is a LOW finding: fails with --fail-on low, passes with the default (high)
     layer = layer_tar([("/a", b"1"), ("/a", b"2")])
     built = build_image(tmp_path / "dup.tar", [layer], fmt="oci-archive")
-    assert run("scan", str(built.path)).returncode == 0
-    assert run("scan", str(built.path), "--fail-on", "low").returncode == 1
-    assert run("scan", str(built.path), "--fail-on", "medium").returncode == 0
+    assert run("scan", str(built.path), "--no-rules").returncode == 0
+    assert run("scan", str(built.path), "--no-rules", "--fail-on", "low").returncode == 1
+    assert run("scan", str(built.path), "--no-rules", "--fail-on", "medium").returncode == 0
 
 
 @pytest.mark.parametrize("make", ["missing", "random", "bad-json", "outside", "jobs"])

@@ -50,7 +50,12 @@ SCHEMA = {
                                    "title": {"type": "string"}, "detail": {"type": "string"},
                                    "layer_index": {"type": ["integer", "null"]},
                                    "layer_digest": {"type": "string"}, "path": {"type": "string"},
-                                   "sha256": {"type": "string"}, "fingerprint": {"type": "string"}}}},
+                                   "sha256": {"type": "string"}, "fingerprint": {"type": "string"},
+                                   # added by the rule pack (issue 4)
+                                   "excerpt": {"type": "string"}, "remediation": {"type": "string"},
+                                   "hidden_layer_index": {"type": ["integer", "null"]},
+                                   "related": {"type": "array", "items": {"type": "string"}},
+                                   "suppressed": {"type": "boolean"}, "suppression": {"type": "string"}}}},
             }}},
         "stats": {"type": "object", "additionalProperties": False,
                   "required": ["layers", "files", "bytes_read", "seconds"],
