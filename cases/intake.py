@@ -44,7 +44,8 @@ def client_address(request) -> str:
 
 
 def receive_evidence(
-    *, case: Case, uploaded: UploadedFile, user, address: str = "", description: str = ""
+    *, case: Case, uploaded: UploadedFile, user, address: str = "", description: str = "",
+    custody_detail: dict | None = None, audit_action: str = "evidence.received",
 ) -> Evidence:
     """Keep an uploaded file as evidence and queue its scan (sent only once the rows are committed)."""
     from scanner.models import ScanRun  # the scanner app depends on cases, not the other way round
@@ -75,12 +76,13 @@ def receive_evidence(
                     "original_name": evidence.original_name,
                     "stored_as": key,
                     "new_blob": created,
+                    **(custody_detail or {}),
                 },
             )
             AuditEvent.record(
                 case=case,
                 actor=user,
-                action="evidence.received",
+                action=audit_action,
                 data={"evidence": evidence.pk, "sha256": sha256, "size": uploaded.size},
             )
             ScanRun.enqueue(evidence)
@@ -96,3 +98,28 @@ def receive_evidence(
         uploaded.size,
     )
     return evidence
+
+
+def receive_local_file(
+    *, case: Case, path, sha256: str, size: int, user, original_name: str, custody_detail: dict,
+    description: str = "", audit_action: str = "evidence.pulled",
+) -> Evidence:
+    """Keep a file the server produced itself (a registry pull) as evidence, like an upload: the same
+    content-addressed store, custody event, audit event and queued scan. ``sha256`` and ``size`` were
+    computed while the file was written; the file is re-hashed here before it is stored."""
+    import hashlib
+
+    from django.core.files import File
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    if h.hexdigest() != sha256:
+        raise ValueError("the pulled archive changed after it was written")
+    with open(path, "rb") as fh:
+        wrapped = File(fh, name=original_name)
+        wrapped.size = size
+        wrapped.sha256 = sha256
+        return receive_evidence(case=case, uploaded=wrapped, user=user, description=description,
+                                custody_detail=custody_detail, audit_action=audit_action)

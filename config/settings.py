@@ -273,3 +273,18 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOWERDIR_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Registry pulls and signature verification (issue 8; docs/registry.md). Host lists are comma-separated
+# host[:port]. An empty allow-list allows any host that resolves to public addresses only; hosts on the
+# insecure list may be reached over plain HTTP and on private/loopback addresses.
+LOWERDIR_REGISTRY_ALLOWLIST = env_list("LOWERDIR_REGISTRY_ALLOWLIST")
+LOWERDIR_REGISTRY_INSECURE = env_list("LOWERDIR_REGISTRY_INSECURE")
+# Per-registry credentials as JSON {"host[:port]": {"username": "...", "password": "..."}}, from a file
+# (LOWERDIR_REGISTRY_CREDENTIALS_FILE, e.g. a mounted secret managed by an admin). Never logged.
+LOWERDIR_REGISTRY_CREDENTIALS_FILE = os.environ.get("LOWERDIR_REGISTRY_CREDENTIALS_FILE", "")
+# trusted_root.json of a private Sigstore; "" = sigstore's embedded production root, used offline
+LOWERDIR_SIGSTORE_TRUSTED_ROOT = os.environ.get("LOWERDIR_SIGSTORE_TRUSTED_ROOT", "")
+LOWERDIR_SIGNATURE_IDENTITY = os.environ.get("LOWERDIR_SIGNATURE_IDENTITY", "")
+LOWERDIR_SIGNATURE_ISSUER = os.environ.get("LOWERDIR_SIGNATURE_ISSUER", "")
+LOWERDIR_COSIGN_PUBLIC_KEY = os.environ.get("LOWERDIR_COSIGN_PUBLIC_KEY", "")  # path to a PEM file
+LOWERDIR_REQUIRE_SIGNATURE = env_bool("LOWERDIR_REQUIRE_SIGNATURE", False)

@@ -104,6 +104,9 @@ def scan_evidence(run_id: int) -> None:
     progress = ProgressWriter(run_id, attempt)
     options = engine.ScanOptions(jobs=settings.LOWERDIR_SCAN_JOBS, source_sha256=run.evidence.sha256)
     try:
+        from .pull import signature_policy  # signature.* findings for every scan (docs/registry.md)
+
+        options.signatures = signature_policy()
         with local_path(run.evidence.storage_key) as path:
             report = engine.scan(str(path), options=options, progress=progress)
         progress.write(progress=0.95)

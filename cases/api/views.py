@@ -6,7 +6,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.parsers import MultiPartParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -14,6 +14,7 @@ from scanner.models import Finding, ScanRun, TriageStatus
 
 from ..intake import client_address, receive_evidence
 from ..models import Case, Evidence, Role
+from .pull import EvidenceReferenceSerializer, queue_pull
 from .serializers import CaseSerializer, EvidenceSerializer, EvidenceUploadSerializer, FindingSerializer
 
 SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
@@ -116,13 +117,19 @@ class CaseViewSet(
         serializer.instance = Case.open_case(lead=self.request.user, **serializer.validated_data)
 
     @extend_schema(
-        request={"multipart/form-data": EvidenceUploadSerializer}, responses={201: EvidenceSerializer}
+        request={
+            "multipart/form-data": EvidenceUploadSerializer,
+            "application/json": EvidenceReferenceSerializer,
+        },
+        responses={201: EvidenceSerializer, 202: EvidenceReferenceSerializer},
     )
-    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser], url_path="evidence")
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, JSONParser], url_path="evidence")
     def evidence(self, request: Request, pk: str | None = None) -> Response:
         case = self.get_object()
         if case.role_of(request.user) not in (Role.LEAD, Role.INVESTIGATOR):
             raise PermissionDenied("viewers cannot add evidence")
+        if "reference" in request.data and "file" not in request.data:
+            return queue_pull(request, case)  # a registry reference: pulled by a worker (202)
         upload = EvidenceUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         evidence = receive_evidence(
