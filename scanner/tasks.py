@@ -161,3 +161,7 @@ def sweep_stale_scans() -> int:
             scan_evidence.delay(run.pk)
             moved += 1
     return moved
+
+
+# Registered with the worker (autodiscovery imports tasks modules only).
+from .pull import pull_reference  # noqa: E402, F401
