@@ -177,3 +177,35 @@ def test_bulk_cannot_reach_another_cases_findings(team, demo, alice):
         team.client("investigator").get(reverse("cases:finding", args=[demo.pk, foreign[0]])).status_code
         == 404
     )
+
+
+def test_rule_pack_fields_show_in_the_panel(team, demo):
+    finding = Finding.objects.filter(case=demo).first()
+    Finding.objects.filter(pk=finding.pk).update(
+        excerpt="AKIA…[20 chars, sha256:1a5d44a2dca19669]",
+        remediation="Rotate the key and rebuild.",
+        suppressed=True,
+        suppression="known test fixture",
+    )
+    html = team.client("viewer").get(reverse("cases:finding", args=[demo.pk, finding.pk])).content.decode()
+    assert "AKIA…[20 chars, sha256:1a5d44a2dca19669]" in html and "Rotate the key and rebuild." in html
+    assert "Suppressed by the rule pack: known test fixture" in html
+    row = team.client("viewer").get(url(demo, size=200)).content.decode()
+    assert 'title="known test fixture">suppressed' in row
+
+
+def test_secret_suggestion_uses_the_redacted_excerpt(team, demo):
+    from cases.workspace.suggestions import secret_label
+
+    finding = Finding(
+        title="Credentials in the image config or history",
+        detail="AWS access key id in Env AWS_ACCESS_KEY_ID (redacted).",
+        excerpt="AKIA…[20 chars, sha256:1a5d44a2dca19669]",
+    )
+    assert secret_label(finding) == "AKIA…[20 chars, sha256:1a5d44a2dca19669]"
+    finding = Finding(
+        title="Credentials in the image config or history",
+        detail="Env DB_PASSWORD (value redacted) in the image config.",
+        excerpt="DB_PASSWORD=hun…[12 chars, sha256:068a580f5c356318]",
+    )
+    assert secret_label(finding) == "DB_PASSWORD"

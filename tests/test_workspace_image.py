@@ -36,10 +36,22 @@ def test_redaction():
     assert "IOSFODNN7" not in env["AWS_ACCESS_KEY_ID"] and env["AWS_ACCESS_KEY_ID"].startswith("AKIA…")
     assert "hunter2" not in env["DB_PASSWORD"] and "s3cr3t" not in env["DATABASE_URL"]
     assert "abcdefghijklmnop" not in env["GITHUB_TOKEN"]
-    command = ("/bin/sh -c curl -u admin:pw https://x && export API_KEY=abc123def456ghi789"
-               " && echo AKIAIOSFODNN7EXAMPLE")
+    command = (
+        "/bin/sh -c curl -u admin:pw https://x && export API_KEY=abc123def456ghi789"
+        " && echo AKIAIOSFODNN7EXAMPLE"
+    )
     shown = redact_text(command)
     assert "abc123def456ghi789" not in shown and "IOSFODNN7" not in shown and "curl" in shown
+    assert "hunter2" not in redact_text("mysql --password hunter2 -h db") and "-h db" in redact_text(
+        "x --token t0k -h db"
+    )
+    for prose in (
+        "Credentials in the image config or history",
+        "A private key inside a file",
+        "the token was rotated",
+        "Secret found in layer 3",
+    ):
+        assert redact_text(prose) == prose
 
 
 def test_image_tab_summary_layers_and_history(web, case, scanned):

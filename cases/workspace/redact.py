@@ -19,10 +19,16 @@ URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/\s@]+:)([^@\s/]+)(@)"
 PRIVATE_KEY_BLOCK = re.compile(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.DOTALL
 )
-# NAME=value / NAME: value / --name value inside commands, where NAME looks like a credential.
+# NAME=value or NAME: value, where NAME looks like a credential (prose such as "credentials in the
+# config" is left alone: a separator is required) ...
 ASSIGNMENT = re.compile(
     r"(?i)\b([A-Z0-9_.-]*(?:PASS(?:WORD|WD)?|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?)"
-    r"[A-Z0-9_.-]*)(\s*[=:]\s*|\s+)(['\"]?)([^\s'\"]+)"
+    r"[A-Z0-9_.-]*)(\s*[=:]\s*)(['\"]?)([^\s'\"]+)"
+)
+# ... and command-line flags: --password VALUE, -p=VALUE style with a credential-like flag name.
+FLAG = re.compile(
+    r"(?i)(?<![\w-])(--?[a-z0-9-]*(?:pass(?:word|wd)?|secret|token|api-?key|access-?key)[a-z0-9-]*)(\s+)"
+    r"(['\"]?)([^\s'\"-][^\s'\"]*)"
 )
 MASK = "••••"
 
@@ -47,6 +53,7 @@ def redact_text(text: str) -> str:
     text = PRIVATE_KEY_BLOCK.sub("-----BEGIN PRIVATE KEY----- [redacted]", text)
     text = URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", text)
     text = ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{mask(m.group(4))}", text)
+    text = FLAG.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{mask(m.group(4))}", text)
     return AWS_KEY_ID.sub(lambda m: mask(m.group(0)), text)
 
 

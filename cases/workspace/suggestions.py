@@ -24,20 +24,23 @@ class Suggestion:
     finding: Finding
 
 
-_EXCERPT = re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]*(?:…|\.\.\.|\*{2,})[A-Z0-9]*")
+_EXCERPT = re.compile(
+    r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]*(?:…|\.\.\.|\*{2,})[A-Z0-9]*(?:\[[^\]]{0,80}\])?"
+)
 _NAME = re.compile(r"\b([A-Z][A-Z0-9_]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)[A-Z0-9_]*)\b")
 
 
 def secret_label(finding: Finding) -> str:
-    """A recognisable but redacted name for a credential: a masked AWS key id (as the engine's redacted
-    excerpt shows it), the variable's name, or the secret's hash prefix."""
-    text = f"{finding.title} {finding.detail}"
+    """A recognisable but redacted name for a credential: the masked AWS key id (as the rule pack's
+    redacted excerpt shows it), else the variable's name, else the secret's hash prefix."""
+    excerpt = getattr(finding, "excerpt", "") or ""
+    text = f"{finding.title} {finding.detail} {excerpt}"
     key_id = AWS_KEY_ID.search(text)
     if key_id:
         return mask(key_id.group(0)).split(" (")[0]
-    excerpt = _EXCERPT.search(text)
-    if excerpt:
-        return excerpt.group(0)
+    masked = _EXCERPT.search(excerpt) or _EXCERPT.search(text)
+    if masked:
+        return masked.group(0)
     name = _NAME.search(text)
     if name:
         return name.group(1)
@@ -112,6 +115,7 @@ def suggestions(case: Case) -> list[Suggestion]:
             "detail",
             "path",
             "sha256",
+            "excerpt",
             "image_id",
             "image__repo_tags",
             "image__manifest_digest",

@@ -79,7 +79,7 @@ def _page(request: HttpRequest, findings):
     ordered = (
         findings.annotate(sev_rank=severity_rank)
         .select_related("layer", "assignee", "image")
-        .defer("detail", "image__config")
+        .defer("detail", "excerpt", "remediation", "related", "image__config")
         .order_by(*SORTS[sort])
     )
     return Paginator(ordered, size).get_page(request.GET.get("page")), sort, size
