@@ -45,8 +45,23 @@ class CaseFilterForm(forms.Form):
 
 
 class EvidenceForm(forms.Form):
-    file = forms.FileField(help_text="A docker save tarball, an OCI archive (tar)")
+    """Evidence is either an uploaded archive or a registry reference that a worker pulls."""
+
+    file = forms.FileField(required=False, help_text="A docker save tarball or an OCI archive (tar)")
+    reference = forms.CharField(
+        required=False,
+        max_length=1024,
+        label="…or a registry reference",
+        help_text="Pulled by a worker and pinned to the digest the tag points at now",
+        widget=forms.TextInput(attrs={"placeholder": "registry.example.com/app:tag", "autocomplete": "off"}),
+    )
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if bool(data.get("file")) == bool(data.get("reference", "").strip()):
+            raise forms.ValidationError("Choose a file to upload or give a registry reference (one of them).")
+        return data
 
 
 class StatusForm(forms.Form):

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import time
-
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, Prefetch, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,9 +15,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from scanner.models import ScanRun, TriageStatus
 
+from .custody import verify_evidence
 from .forms import CaseFilterForm, CaseForm, EvidenceForm, MemberForm, NarrativeForm, StatusForm
 from .intake import client_address, receive_evidence
-from .models import AuditEvent, Case, CaseMembership, CustodyAction, CustodyEvent, Evidence, Role, Severity
+from .models import Case, CaseMembership, CustodyEvent, Evidence, Role, Severity
 from .playbooks import find_case_template
 from .workspace import actions, queries
 from .workspace.charts import layer_chart, severity_chart
@@ -151,10 +149,15 @@ def _upload(request: HttpRequest, case: Case, role: str) -> HttpResponse:
     require_write(role)
     form = EvidenceForm(request.POST, request.FILES)
     if not form.is_valid():
+        problem = " ".join(form.non_field_errors()) or "Choose a file to upload."
         if _wants_json(request):
-            return JsonResponse({"detail": "Choose a file to upload."}, status=400)
-        messages.error(request, "Choose a file to upload.")
+            return JsonResponse({"detail": problem}, status=400)
+        messages.error(request, problem)
         return redirect("cases:evidence", case.pk)
+    if form.cleaned_data["reference"]:
+        return _queue_pull(
+            request, case, form.cleaned_data["reference"].strip(), form.cleaned_data["description"]
+        )
     evidence = receive_evidence(
         case=case,
         uploaded=form.cleaned_data["file"],
@@ -179,40 +182,29 @@ def _upload(request: HttpRequest, case: Case, role: str) -> HttpResponse:
     return redirect("cases:evidence", case.pk)
 
 
+def _queue_pull(request: HttpRequest, case: Case, reference: str, description: str) -> HttpResponse:
+    """Check the reference against the registry policy now; a worker pulls it once the request commits."""
+    from scanner.engine.model import ScanError
+    from scanner.pull import check_reference, pull_reference
+
+    try:
+        reference = check_reference(reference)
+    except ScanError as error:
+        messages.error(request, f"Cannot pull {reference}: {error}")
+        return redirect("cases:evidence", case.pk)
+    case_id, user_id = case.pk, request.user.pk
+    transaction.on_commit(lambda: pull_reference.delay(case_id, reference, user_id, description))
+    messages.success(request, f"Pulling {reference}: the evidence appears here when the pull finishes.")
+    return redirect("cases:evidence", case.pk)
+
+
 @case_view(write=True)
 @require_POST
 def evidence_verify(request: HttpRequest, case: Case, role: str, evidence_id: int) -> HttpResponse:
     """Re-hash the stored blob and record the result on the custody log (match or mismatch)."""
     evidence = get_object_or_404(Evidence, pk=evidence_id, case=case)
-    digest, size, started = hashlib.sha256(), 0, time.monotonic()
-    error = ""
-    try:
-        with default_storage.open(evidence.storage_key, "rb") as blob:
-            while chunk := blob.read(1024 * 1024):
-                digest.update(chunk)
-                size += len(chunk)
-    except OSError as exc:
-        error = f"could not read the stored blob: {exc.__class__.__name__}"
-    actual = digest.hexdigest() if not error else ""
-    match = not error and actual == evidence.sha256 and size == evidence.size
-    detail = {
-        "expected": evidence.sha256,
-        "actual": actual,
-        "size": size,
-        "match": match,
-        "seconds": round(time.monotonic() - started, 3),
-    }
-    if error:
-        detail["error"] = error
-    CustodyEvent.objects.create(
-        evidence=evidence, action=CustodyAction.VERIFIED, actor=request.user, detail=detail
-    )
-    AuditEvent.record(
-        case=case,
-        actor=request.user,
-        action="evidence.verified",
-        data={"evidence": evidence.pk, "match": match, "actual": actual},
-    )
+    event = verify_evidence(evidence, request.user)
+    match, actual, error = event.detail["match"], event.detail["actual"], event.detail.get("error", "")
     if match:
         messages.success(
             request, f"{evidence.original_name}: the stored bytes still hash to {evidence.sha256}."
