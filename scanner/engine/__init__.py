@@ -109,7 +109,24 @@ def scan(source: str, *, options: ScanOptions | None = None, progress: Progress 
         for builder in builders:
             builder.offer(slot, layer_scan)
 
-    scans = run_layers(blobs, opts.limits, opts.jobs, progress, on_result=ready, content=content_plan)
+    def lower(slot: int) -> int | None:
+        """Package managers of the layers below blob ``slot``, once they are all scanned (one image
+        scanned in order); None when unknown. Lets the content rules skip digests nobody can use."""
+        if len(builders) != 1 or slot not in builders[0].slots:
+            return None
+        builder = builders[0]
+        position = builder.slots.index(slot)
+        if position == 0 or builder.next < position:
+            return None
+        bits = 0
+        for content in builder.contents[:position]:
+            if content is None:
+                return None
+            bits |= content.hints
+        return bits
+
+    scans = run_layers(blobs, opts.limits, opts.jobs, progress, on_result=ready, content=content_plan,
+                       lower=lower)
     images = [builder.result() for builder in builders]
     if ruleset is not None and content_plan is not None:
         for builder, image in zip(builders, images, strict=True):

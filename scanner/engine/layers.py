@@ -244,14 +244,14 @@ class _Collector:
 
 def scan_layer(loc: BlobLocation, limits: Limits, *, algorithm: str = "sha256",
                progress: Callable[[int], None] | None = None,
-               content: ContentPlan | None = None) -> LayerScan:
+               content: ContentPlan | None = None, lower: int | None = None) -> LayerScan:
     """Stream one layer blob: both digests, every member as a FileEntry, issues for what went wrong.
 
     With a ``content`` plan (the rule pack's), each regular file's bytes also go through the content
     rules, in the same pass (see :mod:`scanner.engine.rules.content`)."""
     started = time.monotonic()
     collector = _Collector(limits)
-    inspector = LayerInspector(content, limits) if content is not None else None
+    inspector = LayerInspector(content, limits, lower) if content is not None else None
     walker = TarWalker(collector.emit, limits, inspector=inspector)
     state = {"walking": True}
 

@@ -66,7 +66,8 @@ def _abandon(pool: ProcessPoolExecutor) -> None:
 def run_layers(blobs: list[tuple[BlobLocation, str]], limits: Limits, jobs: int,
                progress: ProgressFn | None = None,
                on_result: Callable[[int, LayerScan], None] | None = None,
-               content: ContentPlan | None = None) -> list[LayerScan]:
+               content: ContentPlan | None = None,
+               lower: Callable[[int], int | None] | None = None) -> list[LayerScan]:
     """Scan each ``(location, digest algorithm)``; ``progress(bytes_done, bytes_total)`` as bytes go,
     ``on_result(index, scan)`` (in this process) as each blob is done, in completion order."""
     total = sum(loc.size for loc, _ in blobs)
@@ -81,7 +82,8 @@ def run_layers(blobs: list[tuple[BlobLocation, str]], limits: Limits, jobs: int,
 
         scans = []
         for i, (loc, alg) in enumerate(blobs):
-            scans.append(scan_layer(loc, limits, algorithm=alg, progress=tick, content=content))
+            below = lower(i) if lower is not None else None  # what the layers below showed (in order)
+            scans.append(scan_layer(loc, limits, algorithm=alg, progress=tick, content=content, lower=below))
             if on_result is not None:
                 on_result(i, scans[-1])
         return scans

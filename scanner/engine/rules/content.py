@@ -111,8 +111,14 @@ class ContentPlan:
     scope: str  # regex: a file is scanned with ``scoped`` when its path matches
     target_scope: tuple[tuple[str, str, str], ...]  # (namespace, identifier, path regex) of scoped rules
     secret_idents: frozenset[tuple[str, str]]  # matches to redact
-    value_re: tuple[tuple[str, str, str], ...]  # (namespace, identifier, regex): the secret follows
+    value_re: tuple[tuple[str, str, str], ...]  # (namespace, identifier, regex): the secret inside a match
     key: str  # the rule pack's version: the per-process compile cache key
+    placeholders: tuple[tuple[str, str, str], ...] = ()  # (namespace, identifier, regex): not a secret
+    # Which files get the scoped rules, by each scoped glob's last component (cheap to test first):
+    # (exact name, glob regex), (name regex, glob regex), (directory prefix of "dir/**", glob regex).
+    scope_exact: tuple[tuple[str, str], ...] = ()
+    scope_wild: tuple[tuple[str, str, str, str, str], ...] = ()  # prefix, suffix, "/dir/", name rx, glob rx
+    scope_dirs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -135,25 +141,23 @@ class LayerContent:
 _COMPILED: dict[str, tuple[int, object, object | None]] = {}
 
 
-def _compile(sources: tuple[tuple[str, str, str], ...]):
-    import yara_x
-
-    compiler = yara_x.Compiler()
-    for namespace, origin, text in sources:
-        compiler.new_namespace(namespace)
-        compiler.add_source(text, origin=origin)
-    return compiler.build()
-
-
 def compiled(plan: ContentPlan) -> tuple[object, object | None]:
-    """The plan's YARA-X rules, compiled once per process (a forked worker compiles its own)."""
+    """The plan's YARA-X rules, compiled once per process, lazily (a forked worker compiles its own:
+    compiled rules are never pickled or shared)."""
     pid = os.getpid()
     entry = _COMPILED.get(plan.key)
     if entry is None or entry[0] != pid:
-        general = _compile(plan.general)
-        scoped = _compile(plan.scoped) if plan.scoped else None
+        from .loader import _build
+
+        general = _build(plan.general)
+        scoped = _build(plan.scoped) if plan.scoped else None
         entry = _COMPILED[plan.key] = (pid, general, scoped)
     return entry[1], entry[2]
+
+
+def prime(plan: ContentPlan, general: object, scoped: object | None) -> None:
+    """Keep the rules the loader compiled (to validate them) for this process's scans."""
+    _COMPILED[plan.key] = (os.getpid(), general, scoped)
 
 
 def _fast_path(name: str) -> str:
@@ -168,10 +172,14 @@ class LayerInspector:
     """The tar walker's content hook for one layer: ``whole`` for a file whose bytes are all in the
     current buffer, else ``begin`` / ``piece`` ... / ``end``."""
 
-    def __init__(self, plan: ContentPlan, limits: Limits) -> None:
+    def __init__(self, plan: ContentPlan, limits: Limits, lower: int | None = None) -> None:
+        """``lower``: the package managers (MD5 | SHA1 bits) of the layers below this one when all of
+        them were scanned first (sequential scans), else None (unknown: layers in parallel, or the
+        bottom layer, whose database may come later in its own tar)."""
         import yara_x
 
         self.plan = plan
+        self.lower = lower
         general, scoped = compiled(plan)
         self.scanner = yara_x.Scanner(general)
         self.scoped_scanner = yara_x.Scanner(scoped) if scoped is not None else None
@@ -181,6 +189,22 @@ class LayerInspector:
                 sc.set_timeout(timeout)
                 sc.max_matches_per_pattern(MAX_MATCHES_PER_PATTERN)
         self.scope = re.compile(plan.scope) if plan.scope else None
+        self.scope_exact: dict[str, list[re.Pattern[str]]] = {}
+        for name, rx in plan.scope_exact:
+            self.scope_exact.setdefault(name, []).append(re.compile(rx))
+        self.scope_wild = [
+            (pre, suf, needle, re.compile(b) if b else None, re.compile(rx))
+            for pre, suf, needle, b, rx in plan.scope_wild
+        ]
+        # one C call rules out most names: the suffixes (or, for "prefix*", prefixes) of the wild globs
+        self.wild_suffixes = tuple(suf for pre, suf, _n, b, _r in plan.scope_wild if suf and not b)
+        self.wild_prefixes = tuple(
+            pre for pre, suf, _n, b, _r in plan.scope_wild if pre and not suf and not b
+        )
+        self.wild_always = any(b or not (pre or suf) for pre, suf, _n, b, _r in plan.scope_wild)
+        self.scope_dirs = [(d, re.compile(rx)) for d, rx in plan.scope_dirs]
+        self.scope_prefixes = tuple(d for d, _ in plan.scope_dirs)
+        self.placeholders = {(ns, ident): re.compile(rx) for ns, ident, rx in plan.placeholders}
         self.target_scope = {(ns, ident): re.compile(rx) for ns, ident, rx in plan.target_scope}
         self.value_re = {(ns, ident): re.compile(rx, re.IGNORECASE) for ns, ident, rx in plan.value_re}
         self.secret = plan.secret_idents
@@ -232,11 +256,21 @@ class LayerInspector:
             return  # binary, not ELF: archives, images, compressed data
         self._scan(path, bytes(data))
 
+    def _want(self) -> int:
+        """Which digests to compute now: the package managers seen in this layer so far and below it;
+        both while nothing is known; none when every layer below was scanned and none had one (a
+        database appearing later lists these files only in odd images: reported as unverified)."""
+        if self.lower is None:
+            return self.family or BOTH
+        return self.family | self.lower
+
     def _digest_whole(self, path: str, data: memoryview, size: int) -> None:
         if not size:
             self.out.digests[path] = _EMPTY
             return
-        want = self.family or BOTH
+        want = self._want()
+        if not want:
+            return
         md5 = hashlib.md5(data, usedforsecurity=False).hexdigest() if want & MD5 else ""
         sha1 = hashlib.sha1(data, usedforsecurity=False).hexdigest() if want & SHA1 else ""
         self.out.digests[path] = (md5, sha1)
@@ -253,7 +287,8 @@ class LayerInspector:
         if not (digests or capture or size):
             return False
         self._path, self._size = path, size
-        want = self.family or BOTH
+        want = self._want()
+        digests = digests and bool(want)
         self._md5 = hashlib.md5(usedforsecurity=False) if digests and want & MD5 else None
         self._sha1 = hashlib.sha1(usedforsecurity=False) if digests and want & SHA1 else None
         self._digests = digests
@@ -328,12 +363,34 @@ class LayerInspector:
         try:
             results = self.scanner.scan(data)
             self._collect(path, data, results, False)
-            if self.scoped_scanner is not None and self.scope is not None and self.scope.match(path):
+            if self.scoped_scanner is not None and self._in_scope(path):
                 self._collect(path, data, self.scoped_scanner.scan(data), True)
         except yara_x.TimeoutError:
             self.out.errors.append((path, "YARA-X timed out"))
         except yara_x.ScanError as exc:  # pragma: no cover - defensive
             self.out.errors.append((path, f"YARA-X error: {exc}"))
+
+    def _in_scope(self, path: str) -> bool:
+        base = path[path.rfind("/") + 1 :]
+        for rx in self.scope_exact.get(base, ()):
+            if rx.match(path):
+                return True
+        if not (self.wild_always or base.endswith(self.wild_suffixes) or base.startswith(self.wild_prefixes)):
+            wild = ()
+        else:
+            wild = self.scope_wild
+        for pre, suf, needle, base_rx, rx in wild:
+            if (
+                base.endswith(suf)
+                and base.startswith(pre)
+                and (not needle or needle in path)
+                and (base_rx is None or base_rx.match(base))
+                and rx.match(path)
+            ):
+                return True
+        if self.scope_prefixes and path.startswith(self.scope_prefixes):
+            return any(path.startswith(d) and rx.match(path) for d, rx in self.scope_dirs)
+        return False
 
     def _collect(self, path: str, data: bytes, results, scoped: bool) -> None:
         hits = self.out.hits
@@ -352,9 +409,14 @@ class LayerInspector:
                 for offset, length in matches:
                     raw = data[offset : offset + min(length, 4096)]
                     text = secret_value(raw.decode("utf-8", "backslashreplace"), self.value_re.get(key))
+                    placeholder = self.placeholders.get(key)
+                    if placeholder is not None and placeholder.fullmatch(text):
+                        continue
                     digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
                     if digest not in values:
                         values[digest] = (offset, redact(text))
+                if not values:
+                    continue
                 for digest, (offset, excerpt) in values.items():
                     hits.append(
                         (path, rule.namespace, rule.identifier, len(matches), excerpt, digest, offset, meta)
@@ -382,6 +444,7 @@ def scan_text(plan: ContentPlan, data: bytes) -> list[tuple]:
     scanner = yara_x.Scanner(general)
     scanner.max_matches_per_pattern(1000)
     value_re = {(ns, ident): re.compile(rx, re.IGNORECASE) for ns, ident, rx in plan.value_re}
+    placeholders = {(ns, ident): re.compile(rx) for ns, ident, rx in plan.placeholders}
     out = []
     for rule in scanner.scan(data).matching_rules:
         key = (rule.namespace, rule.identifier)
@@ -391,6 +454,9 @@ def scan_text(plan: ContentPlan, data: bytes) -> list[tuple]:
                 text = raw.decode("utf-8", "backslashreplace")
                 if key in plan.secret_idents:
                     text = secret_value(text, value_re.get(key))
+                    placeholder = placeholders.get(key)
+                    if placeholder is not None and placeholder.fullmatch(text):
+                        continue
                     excerpt = redact(text)
                 else:
                     excerpt = printable(raw)
@@ -423,6 +489,16 @@ def plan_for(ruleset) -> ContentPlan:
         for p in ruleset.secret_patterns.values()
         if p.value_re is not None
     )
+    placeholders = tuple(
+        ("secrets", "secret_" + p.id.replace("-", "_"), p.placeholder.pattern)
+        for p in ruleset.secret_patterns.values()
+        if p.placeholder is not None
+    )
+    globs = [g for p in ruleset.secret_patterns.values() for g in p.scope_globs]
+    globs += [
+        g for r in ruleset.rules.values() for m in r.matchers if m.content and m.path for g in m.path_globs
+    ]
+    exact, wild, dirs = _prefilter(globs)
     return ContentPlan(
         tuple(ruleset.yara_sources),
         tuple(ruleset.yara_scoped),
@@ -431,4 +507,32 @@ def plan_for(ruleset) -> ContentPlan:
         secret,
         after,
         ruleset.version,
+        placeholders,
+        exact,
+        wild,
+        dirs,
     )
+
+
+def _prefilter(globs: list[str]) -> tuple[tuple, tuple, tuple]:
+    """Index scoped globs by their last component: most files are ruled out by one dict lookup."""
+    from .loader import glob_to_regex
+
+    exact, wild, dirs = [], [], []
+    for glob in sorted(set(globs)):
+        full = glob_to_regex(glob) + r"\Z"
+        head, _, last = glob.rpartition("/")
+        if last == "**":
+            cut = min((i for i, c in enumerate(head) if c in "*?[{"), default=len(head))
+            dirs.append((head[:cut], full))
+        elif any(c in last for c in "*?[{"):
+            parent = head.rpartition("/")[2]
+            needle = f"/{parent}/" if parent and not any(c in parent for c in "*?[{") else ""
+            pre, star, suf = last.partition("*")
+            if star and not any(c in pre + suf for c in "*?[{"):  # "prefix*suffix": no regex needed
+                wild.append((pre, suf, needle, "", full))
+            else:
+                wild.append(("", "", needle, glob_to_regex(last) + r"\Z", full))
+        else:
+            exact.append((last, full))
+    return tuple(exact), tuple(wild), tuple(dirs)

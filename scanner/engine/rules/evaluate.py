@@ -64,6 +64,7 @@ class Evaluator:
         self.config = image.config.get("config") if isinstance(image.config.get("config"), dict) else {}
         self.db: PackageDB | None = None
         self._dir_cache: dict[str, str | None] = {}
+        self._sha_maps: tuple[dict[str, str], dict[str, str]] | None = None
 
     # -- emitting ---------------------------------------------------------------------------------
     def add(
@@ -353,7 +354,11 @@ class Evaluator:
         return not (m.visible_only and not entry.visible)
 
     def _file_rule(self, rule: Rule, m: Matcher) -> None:
+        # dot-file globs (every glob names a "/." component) can skip most paths without the regex
+        dots = bool(m.path_globs) and all("/." in g for g in m.path_globs)
         for entry in self._entries():
+            if dots and "/." not in entry.path:
+                continue
             if self._file_ok(m, entry):
                 self.add_file(
                     rule.id,
@@ -378,12 +383,24 @@ class Evaluator:
                     if "file" not in pattern.targets or (path, layer, value_sha) in secret_seen:
                         continue
                     secret_seen.add((path, layer, value_sha))
+                    detail, severity = f"{pattern.title} in {path} ({times}; redacted).", None
+                    if entry.visible and self.verified(entry):
+                        # The distribution's own file, byte for byte (its package database checksum
+                        # matches): a key or URL it ships (test vectors, documentation), not a leak.
+                        # Still reported, as info: nothing is dropped silently.
+                        owner = self.owned[entry.path][1].package
+                        detail += (
+                            f" The file is package {owner}'s, unmodified (its checksum matches the "
+                            "package database): shipped by the distribution, not added by this image."
+                        )
+                        severity = Severity.INFO
                     self.add_file(
                         "secret.file",
                         entry,
-                        f"{pattern.title} in {path} ({times}; redacted).",
+                        detail,
                         key=f"{pattern.id}:{value_sha}",
                         excerpt=excerpt,
+                        severity=severity,
                     )
                 elif target.kind == "rule":
                     rule = self.rs.rules.get(target.ref)
@@ -505,10 +522,36 @@ class Evaluator:
         if content is None:
             return None
         digests = content.digests.get(entry.path)
-        if digests is None:
-            return None
-        value = digests[0] if algorithm == "md5" else digests[1]
+        value = (digests[0] if algorithm == "md5" else digests[1]) if digests is not None else ""
+        if not value and entry.sha256:
+            # Content-addressed: the same bytes elsewhere in the image (say, the package's original in
+            # a lower layer, re-added unchanged by a chown) have the same digest.
+            value = self._by_sha()[0 if algorithm == "md5" else 1].get(entry.sha256, "")
         return value or None
+
+    def _by_sha(self) -> tuple[dict[str, str], dict[str, str]]:
+        """sha256 -> md5 and sha256 -> sha1, over every digest computed in the pass."""
+        if self._sha_maps is None:
+            md5s: dict[str, str] = {}
+            sha1s: dict[str, str] = {}
+            for layer, content in enumerate(self.contents):
+                if content is None:
+                    continue
+                for path, (md5, sha1) in content.digests.items():
+                    entry = self.by_key.get((path, layer))
+                    if entry is None or not entry.sha256:
+                        continue
+                    if md5:
+                        md5s[entry.sha256] = md5
+                    if sha1:
+                        sha1s[entry.sha256] = sha1
+            self._sha_maps = (md5s, sha1s)
+        return self._sha_maps
+
+    def _known_content(self, algorithm: str, digest: str) -> set[str]:
+        """The sha256s of every file in the image whose ``algorithm`` digest is ``digest``."""
+        table = self._by_sha()[0 if algorithm == "md5" else 1]
+        return {sha for sha, d in table.items() if d == digest}
 
     def verified(self, entry: FileEntry) -> bool | None:
         """True: the package database lists this file with this content; False: different content;
@@ -543,8 +586,13 @@ class Evaluator:
                 continue
             actual = self._digest_of(entry, owned.algorithm)
             if actual is None:
-                unverified.append((entry, db_path, owned))
-                continue
+                # The package's own bytes may be known from elsewhere in the image (the original in a
+                # lower layer): different sha256, different content.
+                known = self._known_content(owned.algorithm, owned.digest)
+                if not known:
+                    unverified.append((entry, db_path, owned))
+                    continue
+                actual = f"unknown (sha256 {entry.sha256} is not the package's {', '.join(sorted(known))})"
             if actual == owned.digest:
                 continue
             kind = self._kind(entry)

@@ -88,7 +88,7 @@ class Seq(list):
     lines: list
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when available
     pass
 
 
@@ -231,10 +231,10 @@ class SecretPattern:
     targets: frozenset[str]
     scope: re.Pattern[str] | None  # only files whose path matches (None: every candidate file)
     scope_globs: tuple[str, ...]
-    value_re: (
-        re.Pattern[str] | None
-    )  # its group "value" is the secret inside the match (e.g. after "password=")
+    # its group "value" is the secret inside the match (e.g. what follows "password=")
+    value_re: re.Pattern[str] | None
     source: str
+    placeholder: re.Pattern[str] | None = None  # a value it matches in full is a placeholder, not a secret
 
 
 @dataclass(frozen=True)
@@ -377,6 +377,8 @@ class _RuleLoader:
     def __init__(self) -> None:
         self.rs = RuleSet()
         self.yar_lines: dict[tuple[str, str], str] = {}
+        self.checks: list[tuple[str, str, int]] = []  # generated YARA text, file, line
+        self.yar_files: list[tuple[str, str, str]] = []  # namespace, file, text
         self.n_generated = 0
 
     # errors
@@ -497,7 +499,10 @@ class _RuleLoader:
     # entries
     def _secret_pattern(self, node: Node, where: str, line: int) -> None:
         self._keys(
-            node, ("id", "title", "regex", "nocase", "targets", "paths", "value"), where, "a secret pattern"
+            node,
+            ("id", "title", "regex", "nocase", "targets", "paths", "value", "placeholder"),
+            where,
+            "a secret pattern",
         )
         pid = self._str(node, "id", where)
         if not PATTERN_ID_RE.match(pid):
@@ -536,8 +541,10 @@ class _RuleLoader:
         ident = "secret_" + pid.replace("-", "_")
         text = _yara_rule(ident, [_yara_regex(regex, nocase)], "any")
         self._check_yara(text, where, node.at("regex"))
+        placeholder_raw = self._str(node, "placeholder", where, required=False)
+        placeholder = self._regex(placeholder_raw, where, node.at("placeholder")) if placeholder_raw else None
         pattern = SecretPattern(
-            pid, title, regex, nocase, frozenset(targets), scope, globs, after, f"{where}:{line}"
+            pid, title, regex, nocase, frozenset(targets), scope, globs, after, f"{where}:{line}", placeholder
         )
         self.rs.secret_patterns[pid] = pattern
         target = YaraTarget("secret", pid, scope.pattern if scope is not None else "")
@@ -752,29 +759,12 @@ class _RuleLoader:
         return ident
 
     def _check_yara(self, text: str, where: str, line: int) -> None:
-        import yara_x
-
-        try:
-            yara_x.compile(text)
-        except yara_x.CompileError as exc:
-            message = " ".join(str(exc).split("\n")[0].split())
-            raise self.fail(where, line, f"invalid content pattern: {message}") from None
+        """Checked in :meth:`finish`, which compiles everything once (and each piece only on error)."""
+        self.checks.append((text, where, line))
 
     def _load_yar(self, where: str, stem: str, text: str) -> None:
-        import yara_x
-
         namespace = "yar_" + re.sub(r"[^A-Za-z0-9_]", "_", stem) + f"_{len(self.rs.files)}"
-        compiler = yara_x.Compiler()
-        try:
-            compiler.new_namespace(namespace)
-            compiler.add_source(text, origin=where)
-            compiler.build()
-        except yara_x.CompileError as exc:
-            lines = str(exc).splitlines()
-            first = " ".join(lines[0].split()) if lines else str(exc)
-            loc = next((m for m in (re.search(r"-->\s*\S*?:(\d+):(\d+)", ln) for ln in lines) if m), None)
-            line = int(loc.group(1)) if loc else 0
-            raise RuleError(f"{where}:{line}: invalid YARA-X rule: {first}") from None
+        self.yar_files.append((namespace, where, text))
         # Every rule of the file reports to its meta lowerdir_rule (default malware.yara); the metadata
         # comes with each match. Read the metas now too, to validate them before any scan.
         self.rs.yara_targets[(namespace, "*")] = YaraTarget("yara", "malware.yara")
@@ -800,7 +790,6 @@ class _RuleLoader:
                 "yara", rule_id, "", severity, meta.get("description", "")
             )
             self.yar_lines[(namespace, ident)] = f"{where}:{line}"
-        self.rs.yara_sources.append((namespace, where, text))
 
     def _override(self, node: Node, where: str, line: int) -> None:
         self._keys(node, ("id", "severity", "reason"), where, "an override")
@@ -844,8 +833,50 @@ class _RuleLoader:
             )
         )
 
+    def _compile_all(self) -> None:
+        """Compile the whole pack once: it validates every pattern and, kept in the per-process cache,
+        it is what this process scans with. Only when it fails is each piece compiled alone, to name the
+        file and line at fault."""
+        import yara_x
+
+        from .content import plan_for, prime
+
+        plan = plan_for(self.rs)
+        try:
+            general = _build(plan.general)
+            scoped = _build(plan.scoped) if plan.scoped else None
+        except yara_x.CompileError:
+            pass
+        else:
+            prime(plan, general, scoped)
+            return
+        for namespace, where, text in self.yar_files:
+            try:
+                _build(((namespace, where, text),))
+            except yara_x.CompileError as exc:
+                lines = str(exc).splitlines()
+                first = " ".join(lines[0].split()) if lines else str(exc)
+                loc = next((m for m in (re.search(r"-->\s*\S*?:(\d+):(\d+)", ln) for ln in lines) if m), None)
+                line = int(loc.group(1)) if loc else 0
+                label = next((" ".join(ln.strip(" |^").split()) for ln in lines if "^" in ln), "")
+                raise RuleError(
+                    f"{where}:{line}: invalid YARA-X rule: {first}" + (f" ({label})" if label else "")
+                ) from None
+        for text, where, line in self.checks:
+            try:
+                yara_x.compile(text)
+            except yara_x.CompileError as exc:
+                lines = str(exc).splitlines()
+                message = " ".join(lines[0].split()) if lines else str(exc)
+                label = next((" ".join(ln.strip(" |^").split()) for ln in lines if "^" in ln), "")
+                raise self.fail(
+                    where, line, f"invalid content pattern: {message}" + (f" ({label})" if label else "")
+                ) from None
+        raise RuleError("the rule pack does not compile with YARA-X (conflicting rule names?)")
+
     def finish(self) -> RuleSet:
         rs = self.rs
+        rs.yara_sources.extend(self.yar_files)
         for rid, (_, source) in rs.overrides.items():
             if rid not in rs.rules:
                 raise RuleError(f"{source}: override of unknown rule {rid!r}")
@@ -858,7 +889,18 @@ class _RuleLoader:
                     f"{self.yar_lines.get(key, key[0])}: YARA rule {key[1]}: meta lowerdir_rule "
                     f"{target.ref!r} is not a known rule id"
                 )
+        self._compile_all()
         return rs
+
+
+def _build(sources: tuple[tuple[str, str, str], ...]):
+    import yara_x
+
+    compiler = yara_x.Compiler()
+    for namespace, origin, text in sources:
+        compiler.new_namespace(namespace)
+        compiler.add_source(text, origin=origin)
+    return compiler.build()
 
 
 def _yara_regex(regex: str, nocase: bool) -> str:
