@@ -162,3 +162,32 @@ def test_hostile_file_names_render_as_text(web, case, scanned):
     assert HOSTILE not in page.content.decode()
     detail = web.get(reverse("cases:image_file", args=[case.pk, scanned.pk]), {"path": f"/srv/{HOSTILE}.sh"})
     assert detail.status_code == 200 and HOSTILE not in detail.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "title"),
+    [
+        ("signature.verified", "Signed by release@example.com"),
+        ("signature.invalid", "Signature does not verify"),
+        ("signature.missing", "No signature for the manifest digest"),
+    ],
+)
+def test_image_tab_shows_a_signature_badge(web, case, scanned, rule_id, title):
+    from scanner.models import Finding
+
+    before = web.get(reverse("cases:image", args=[case.pk])).content.decode()
+    assert "not checked" in before
+    Finding.objects.create(
+        case=case,
+        scan=scanned.scan,
+        image=scanned,
+        rule_id=rule_id,
+        severity="info",
+        title=title,
+        detail=f"{HOSTILE} identity",
+        fingerprint=rule_id,
+    )
+    html = web.get(reverse("cases:image", args=[case.pk])).content.decode()
+    state = rule_id.removeprefix("signature.")
+    assert f'class="pill sig-{state}"' in html and title in html and "not checked" not in html
+    assert HOSTILE not in html  # the detail (attacker-influenced identity) is escaped in the tooltip

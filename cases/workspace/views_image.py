@@ -105,6 +105,11 @@ def image_tab(request: HttpRequest, case: Case, role: str, image_id: int | None 
         history=imageinfo.history(image),
         chart=layer_chart(layers, flagged),
         graveyard_count=FileRecord.objects.filter(image=image, hidden_by__isnull=False).count(),
+        signatures=list(
+            Finding.objects.filter(image=image, rule_id__startswith="signature.").only(
+                "rule_id", "title", "detail"
+            )
+        ),
         **_browser_state(request, image, layers),
     )
     return render(request, "cases/image.html", context)
