@@ -93,3 +93,27 @@ def test_storing_again_replaces_rows(run):
     assert FileRecord.objects.filter(image__scan=run).count() == 12_000
     hidden = FileRecord.objects.get(image__scan=run, path="/f0")
     assert (hidden.hidden_by, hidden.hidden_how, hidden.layer.index) == (1, "whiteout", 0)
+
+
+def test_rule_pack_fields_are_stored(run):
+    """The rule pack's finding fields (issue 4): redacted excerpt, remediation, hiding layer, links and an
+    explicit suppression survive storage; storable text only."""
+    report = report_with([FileEntry(path="/usr/bin/.hidden_miner", layer_index=0, type=EntryType.FILE)])
+    grave = EngineFinding(
+        rule_id="layer.deleted-file", severity=Severity.HIGH, title="deleted", layer_index=0,
+        path="/usr/bin/.hidden_miner", sha256="d" * 64, fingerprint="1" * 64, hidden_layer_index=1,
+        related=["2" * 64], remediation="Recover it and analyse it.",
+    )
+    secret = EngineFinding(
+        rule_id="secret.file", severity=Severity.CRITICAL, title="creds", layer_index=0, path="/root/.env",
+        fingerprint="2" * 64, excerpt="wJal…[40 chars, sha256:78314b11be2e5815]\x00", suppressed=True,
+        suppression="suppressed by alice: lab sample (rules/s.yml:3)",
+    )
+    report.images[0].findings += [grave, secret]
+    store_report(run, report)
+    stored = {f.rule_id: f for f in Finding.objects.filter(scan=run)}
+    g, s = stored["layer.deleted-file"], stored["secret.file"]
+    assert (g.hidden_layer_index, g.related, g.remediation) == (1, ["2" * 64], "Recover it and analyse it.")
+    assert g.layer.index == 0 and not g.suppressed and g.excerpt == ""
+    assert s.suppressed and s.suppression.startswith("suppressed by alice") and s.hidden_layer_index is None
+    assert s.excerpt == "wJal…[40 chars, sha256:78314b11be2e5815]\\x00"

@@ -48,6 +48,7 @@ CAPTURE_EXACT = frozenset(
     }
 )
 CAPTURE_DIRS = ("/var/lib/dpkg/info/", "/var/lib/dpkg/status.d/")
+_HINTED = ("/etc/", "/var/lib/dpkg/", "/lib/apk/", "/usr/lib/apk/")
 DIGEST_PREFIXES = ("/usr/", "/bin/", "/sbin/", "/lib", "/etc/", "/boot/")
 NOT_DIGESTED = ("/usr/local/",)
 MD5, SHA1 = 1, 2
@@ -228,33 +229,37 @@ class LayerInspector:
         path = _fast_path(name)
         if "/.wh." in path:
             return
-        hint = (
-            family_hint(path)
-            if path.startswith(("/etc/", "/var/lib/dpkg/", "/lib/apk/", "/usr/lib/apk/"))
-            else 0
-        )
-        if hint:
-            self.family |= hint
-        if wants_digests(path):
+        if path.startswith(_HINTED):
+            self.family |= family_hint(path)
+        if path.startswith(DIGEST_PREFIXES) and not path.startswith(NOT_DIGESTED):
             self._digest_whole(path, data, size)
-        if size and wants_capture(path) and size <= self.max_capture:
-            self.out.captured[path] = bytes(data)
         if not size:
             return
-        head = bytes(data[:4])
-        if head[:2] == b"#!":
-            self.out.scripts.add(path)
-        if head == ELF:
-            if size > self.max_elf:
-                self._skip(path, size, "ELF larger than max_scan_elf")
+        if (
+            (path in CAPTURE_EXACT or path.startswith(CAPTURE_DIRS))
+            and wants_capture(path)
+            and size <= self.max_capture
+        ):
+            self.out.captured[path] = bytes(data)
+        if size > self.max_text:
+            head = bytes(data[:TEXT_PROBE])
+            if head[:2] == b"#!":
+                self.out.scripts.add(path)
+            if head[:4] == ELF:
+                if size > self.max_elf:
+                    self._skip(path, size, "ELF larger than max_scan_elf")
+                    return
+            else:
+                if head.find(b"\x00") < 0:
+                    self._skip(path, size, "text larger than max_scan_text")
                 return
-        elif size > self.max_text:
-            if bytes(data[:TEXT_PROBE]).find(b"\x00") < 0:
-                self._skip(path, size, "text larger than max_scan_text")
+            self._scan(path, bytes(data))
             return
-        elif bytes(data[:TEXT_PROBE]).find(b"\x00") >= 0:
-            return  # binary, not ELF: archives, images, compressed data
-        self._scan(path, bytes(data))
+        raw = bytes(data)  # the one copy YARA-X needs (it takes bytes only)
+        if raw[:2] == b"#!":
+            self.out.scripts.add(path)
+        if raw[:4] == ELF or raw.find(b"\x00", 0, TEXT_PROBE) < 0:  # ELF, or text
+            self._scan(path, raw)
 
     def _want(self) -> int:
         """Which digests to compute now: the package managers seen in this layer so far and below it;
@@ -293,7 +298,9 @@ class LayerInspector:
         self._sha1 = hashlib.sha1(usedforsecurity=False) if digests and want & SHA1 else None
         self._digests = digests
         self._capture = capture
-        self._buf = bytearray() if (capture or size <= self.max_scan) else None
+        # sized once: no re-allocation while it fills (peak memory: the file twice, for the bytes copy)
+        self._buf = bytearray(size) if (capture or size <= self.max_scan) else None
+        self._pos = 0
         self._first = True
         self._head = b""
         return True
@@ -319,7 +326,9 @@ class LayerInspector:
         if self._sha1 is not None:
             self._sha1.update(piece)
         if self._buf is not None:
-            self._buf += piece
+            end = self._pos + len(piece)
+            self._buf[self._pos : end] = piece
+            self._pos = end
 
     def end(self) -> None:
         path = self._path
@@ -332,7 +341,7 @@ class LayerInspector:
         buf, self._buf = self._buf, None
         if buf is None or not buf:
             return
-        data = bytes(buf)
+        data = bytes(memoryview(buf)[: self._pos]) if self._pos != len(buf) else bytes(buf)
         del buf
         if self._capture:
             self.out.captured[path] = data
