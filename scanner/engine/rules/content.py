@@ -143,16 +143,19 @@ _COMPILED: dict[str, tuple[int, object, object | None]] = {}
 
 
 def compiled(plan: ContentPlan) -> tuple[object, object | None]:
-    """The plan's YARA-X rules, compiled once per process, lazily (a forked worker compiles its own:
-    compiled rules are never pickled or shared)."""
-    pid = os.getpid()
+    """The plan's YARA-X rules, compiled at most once per process, lazily, never pickled.
+
+    A layer worker started with ``fork`` finds the rules its parent compiled (when loading the pack
+    validated them) in its copy-on-write memory and uses them as they are: compiled rules are
+    immutable. A worker started with ``spawn`` has none and compiles its own on first use.
+    """
     entry = _COMPILED.get(plan.key)
-    if entry is None or entry[0] != pid:
+    if entry is None:
         from .loader import _build
 
         general = _build(plan.general)
         scoped = _build(plan.scoped) if plan.scoped else None
-        entry = _COMPILED[plan.key] = (pid, general, scoped)
+        entry = _COMPILED[plan.key] = (os.getpid(), general, scoped)
     return entry[1], entry[2]
 
 
