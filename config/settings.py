@@ -263,6 +263,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # "status" and "severity" name different choice sets on cases, scans and findings: one enum each.
+    "ENUM_NAME_OVERRIDES": {
+        "CaseStatusEnum": "cases.models.CaseStatus",
+        "CaseSeverityEnum": "cases.models.Severity",
+        "ScanStatusEnum": "scanner.models.ScanStatus",
+        "TriageStatusEnum": "scanner.models.TriageStatus",
+        "FindingSeverityEnum": "cases.api.serializers.FINDING_SEVERITIES",
+    },
 }
 
 LOGGING = {

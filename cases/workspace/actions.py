@@ -452,3 +452,51 @@ def save_note(case: Case, user, *, title: str, body: str, note: Note | None = No
             after={"title": title, "chars": len(body)},
         )
     return note
+
+
+# --- removals (the API's DELETE; the audit log keeps what was removed) -----------------------------------
+
+
+def delete_timeline_entry(case: Case, user, event: TimelineEvent) -> None:
+    """Remove a manual entry or heading; the stored record of status, triage and checklist changes stays."""
+    if event.kind not in (TimelineKind.MANUAL, TimelineKind.HEADING):
+        raise ActionError("Only manual entries and headings can be deleted.")
+    with transaction.atomic():
+        audit(
+            case,
+            user,
+            "timeline.deleted",
+            entry=event.pk,
+            before={
+                "kind": event.kind,
+                "occurred_at": event.occurred_at.isoformat(),
+                "title": event.title,
+                "body": event.body,
+            },
+        )
+        event.delete()
+
+
+def delete_item(case: Case, user, item: ChecklistItem) -> None:
+    with transaction.atomic():
+        audit(
+            case,
+            user,
+            "checklist.item.deleted",
+            item=item.pk,
+            checklist=item.checklist_id,
+            before={"text": item.text, "done": item.done, "owner": _plain(item.owner)},
+        )
+        item.delete()
+
+
+def delete_checklist(case: Case, user, checklist: Checklist) -> None:
+    with transaction.atomic():
+        audit(
+            case,
+            user,
+            "checklist.deleted",
+            checklist=checklist.pk,
+            before={"title": checklist.title, "slug": checklist.slug, "items": checklist.items.count()},
+        )
+        checklist.delete()
