@@ -50,7 +50,10 @@ CAPTURE_EXACT = frozenset(
 CAPTURE_DIRS = ("/var/lib/dpkg/info/", "/var/lib/dpkg/status.d/")
 _HINTED = ("/etc/", "/var/lib/dpkg/", "/lib/apk/", "/usr/lib/apk/")
 DIGEST_PREFIXES = ("/usr/", "/bin/", "/sbin/", "/lib", "/etc/", "/boot/")
-NOT_DIGESTED = ("/usr/local/",)
+# Documentation and translations are not executed: their package checksums are not verified (a quarter
+# of a Debian base image's bytes; see docs/performance.md). /usr/local belongs to no package.
+DOCS = ("/usr/share/doc/", "/usr/share/man/", "/usr/share/info/", "/usr/share/locale/")
+NOT_DIGESTED = ("/usr/local/", *DOCS)
 MD5, SHA1 = 1, 2
 BOTH = MD5 | SHA1
 _EMPTY = (

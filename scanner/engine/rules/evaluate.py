@@ -13,7 +13,18 @@ import re
 from collections.abc import Iterable
 
 from ..model import Change, EntryType, FileEntry, Finding, GraveyardEntry, ImageResult, Severity, fingerprint
-from .content import BOTH, MD5, SHA1, ContentPlan, LayerContent, printable, redact, scan_text, wants_digests
+from .content import (
+    BOTH,
+    DOCS,
+    MD5,
+    SHA1,
+    ContentPlan,
+    LayerContent,
+    printable,
+    redact,
+    scan_text,
+    wants_digests,
+)
 from .loader import Matcher, Rule, RuleSet
 from .packages import PackageDB, parse_apk, parse_dpkg, parse_os_release, parse_passwd
 
@@ -584,6 +595,8 @@ class Evaluator:
             entry = self.final.get(path)
             if entry is None or entry.type not in (EntryType.FILE, EntryType.HARDLINK) or not owned.digest:
                 continue
+            if path.startswith(DOCS):
+                continue  # documentation and translations: not verified, by design (docs/rules.md)
             actual = self._digest_of(entry, owned.algorithm)
             if actual is None:
                 # The package's own bytes may be known from elsewhere in the image (the original in a
