@@ -168,11 +168,21 @@ def prime(plan: ContentPlan, general: object, scoped: object | None) -> None:
 
 
 def _fast_path(name: str) -> str:
+    """The member's normalised path, as the layer collector computes it (cheaply for clean names,
+    including the "./" prefix many tools write)."""
+    if name.startswith("./"):
+        name = name[2:]
     if name and name[0] not in "/." and "//" not in name and "/." not in name:
-        return "/" + name
-    from ..layers import normalise
+        return "/" + (name[:-1] if name[-1] == "/" else name)
+    return _normalise(name)[0]
 
-    return normalise(name)[0]
+
+def _normalise(name: str) -> tuple[str, tuple[str, ...]]:
+    global _normalise
+    from ..layers import normalise  # imported late: layers imports this module
+
+    _normalise = normalise
+    return normalise(name)
 
 
 class LayerInspector:
