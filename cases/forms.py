@@ -75,8 +75,12 @@ class NarrativeForm(forms.ModelForm):
             "title",
             "severity",
             "summary",
+            "detection",
             "root_cause",
+            "contributing_factors",
             "impact",
+            "actions_mitigate",
+            "actions_prevent",
             "lessons_went_well",
             "lessons_went_wrong",
             "lessons_lucky",
@@ -85,14 +89,24 @@ class NarrativeForm(forms.ModelForm):
             name: forms.Textarea(attrs={"rows": 4})
             for name in [
                 "summary",
+                "detection",
                 "root_cause",
+                "contributing_factors",
                 "impact",
+                "actions_mitigate",
+                "actions_prevent",
                 "lessons_went_well",
                 "lessons_went_wrong",
                 "lessons_lucky",
             ]
         }
-        help_texts = {"root_cause": "Markdown", "impact": "Markdown"}
+        help_texts = {
+            "root_cause": "Markdown",
+            "impact": "Markdown",
+            "detection": "How it was noticed and what triggered the response (Markdown)",
+            "actions_mitigate": "What stops the damage now (Markdown list)",
+            "actions_prevent": "What stops it happening again (Markdown list)",
+        }
 
     def __init__(self, *args, lead: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -55,6 +55,11 @@ class Case(models.Model):
     lessons_went_well = models.TextField("what went well", blank=True)
     lessons_went_wrong = models.TextField("what went wrong", blank=True)
     lessons_lucky = models.TextField("where we got lucky", blank=True)
+    # More of the narrative, for the post-mortem export (issue 6).
+    detection = models.TextField("detection and trigger", blank=True)
+    contributing_factors = models.TextField("contributing factors", blank=True)
+    actions_mitigate = models.TextField("action items: mitigate", blank=True)
+    actions_prevent = models.TextField("action items: prevent", blank=True)
     template = models.CharField(max_length=100, blank=True)  # the case template it was opened from
 
     objects = CaseQuerySet.as_manager()
@@ -345,3 +350,59 @@ class CaseTemplate(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# --- post-mortem exports (issue 6) ----------------------------------------------------------------------
+
+
+class ExportFormat(models.TextChoices):
+    PDF = "pdf", "PDF"
+    MARKDOWN = "md", "Markdown"
+    JSON = "json", "JSON"
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Rendering"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ExportRecord(models.Model):
+    """One post-mortem export: what was asked for, by whom, and (once rendered) the SHA-256 and size of the
+    exact bytes handed out. The bytes are kept (``storage_key``) so the same document can be fetched again
+    and checked against its hash. Rendering happens inline for small cases and in a Celery task for large
+    ones (``cases.postmortem.exports``); ``attempt`` fences a worker that was presumed dead."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="exports")
+    format = models.CharField(max_length=8, choices=ExportFormat.choices)
+    status = models.CharField(max_length=16, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    progress = models.FloatField(default=0.0)
+    tlp = models.CharField("TLP", max_length=32)
+    classification = models.CharField(max_length=100, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    pages = models.PositiveIntegerField(null=True, blank=True)
+    storage_key = models.CharField(max_length=255, blank=True)
+    evidence = models.JSONField(default=list, blank=True)  # SHA-256 of each evidence item covered
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} post-mortem {self.format} {self.status} {self.sha256[:12]}"
+
+    @property
+    def done(self) -> bool:
+        return self.status in (ExportStatus.DONE, ExportStatus.FAILED)
+
+    @property
+    def filename(self) -> str:
+        return f"{self.case.key}-postmortem.{self.format}"

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views
+from .postmortem import views as postmortem
 from .workspace import views_findings as findings
 from .workspace import views_image as image
 from .workspace import views_records as records
@@ -45,4 +46,14 @@ urlpatterns = [
     path("<int:case_id>/checklists/items/<int:item_id>/", records.checklist_item, name="checklist_item"),
     path("<int:case_id>/checklists/suggestions/", records.checklist_accept, name="checklist_accept"),
     path("<int:case_id>/audit/", records.audit_tab, name="audit"),
+    # the post-mortem (issue 6): the Export tab, the HTML preview, the exports (DESIGN §5) and their records
+    path("<int:case_id>/postmortem/", postmortem.export_tab, name="postmortem"),
+    path("<int:case_id>/postmortem.html", postmortem.preview, name="postmortem_html"),
+    path("<int:case_id>/postmortem.pdf", postmortem.export, {"fmt": "pdf"}, name="postmortem_pdf"),
+    path("<int:case_id>/postmortem.md", postmortem.export, {"fmt": "md"}, name="postmortem_md"),
+    path("<int:case_id>/postmortem.json", postmortem.export, {"fmt": "json"}, name="postmortem_json"),
+    path("<int:case_id>/exports/<int:export_id>/", postmortem.export_detail, name="export"),
+    path(
+        "<int:case_id>/exports/<int:export_id>/download/", postmortem.export_download, name="export_download"
+    ),
 ]

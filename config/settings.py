@@ -202,7 +202,17 @@ LOWERDIR_SCAN_MAX_ATTEMPTS = env_int("LOWERDIR_SCAN_MAX_ATTEMPTS", 5)
 LOWERDIR_SCAN_JOBS = env_int("LOWERDIR_SCAN_JOBS", 1)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-scans": {"task": "scanner.tasks.sweep_stale_scans", "schedule": LOWERDIR_SWEEP_INTERVAL},
+    "sweep-stale-exports": {
+        "task": "cases.postmortem.tasks.sweep_stale_exports",
+        "schedule": LOWERDIR_SWEEP_INTERVAL,
+    },
 }
+# Post-mortem export (docs/postmortem.md). A PDF of a case with more rows than this (findings + timeline
+# entries + custody events) renders in a Celery task with progress; smaller ones in the request.
+LOWERDIR_POSTMORTEM_INLINE_MAX = env_int("LOWERDIR_POSTMORTEM_INLINE_MAX", 1500)
+# The default TLP (clear, green, amber, amber+strict or red) and classification printed on every page.
+LOWERDIR_POSTMORTEM_TLP = os.environ.get("LOWERDIR_POSTMORTEM_TLP", "amber")
+LOWERDIR_POSTMORTEM_CLASSIFICATION = os.environ.get("LOWERDIR_POSTMORTEM_CLASSIFICATION", "Confidential")
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 # --- REST API ----------------------------------------------------------------------------------------------

@@ -30,8 +30,12 @@ from ..playbooks import CaseTemplateSpec, checklist_templates, expand_items
 
 NARRATIVE_FIELDS = (
     "summary",
+    "detection",
     "root_cause",
+    "contributing_factors",
     "impact",
+    "actions_mitigate",
+    "actions_prevent",
     "lessons_went_well",
     "lessons_went_wrong",
     "lessons_lucky",

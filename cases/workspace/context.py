@@ -18,6 +18,7 @@ TABS = [
     ("notes", "Notes", "cases:notes"),
     ("checklists", "Checklists", "cases:checklists"),
     ("audit", "Audit", "cases:audit"),
+    ("postmortem", "Post-mortem", "cases:postmortem"),
 ]
 
 
