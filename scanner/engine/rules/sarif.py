@@ -10,7 +10,6 @@ from ..report import sorted_findings
 from .loader import Rule, RuleSet
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
-INFO_URI = "https://github.com/lowerdir/lowerdir/blob/main/docs/rules.md"
 LEVEL = {
     Severity.CRITICAL: "error",
     Severity.HIGH: "error",
@@ -51,7 +50,8 @@ def _rule_entry(rule: Rule) -> dict:
             "lowerdir-severity": str(rule.severity),
         },
     }
-    entry["helpUri"] = rule.references[0] if rule.references else f"{INFO_URI}#{rule.id.replace('.', '')}"
+    if rule.references:
+        entry["helpUri"] = rule.references[0]
     if rule.severity_note:
         entry["properties"]["severity-note"] = rule.severity_note
     return entry
@@ -112,7 +112,6 @@ def to_sarif(report: ScanReport, ruleset: RuleSet, *, version: str = "") -> dict
                     "driver": {
                         "name": "lowerdir",
                         "version": version or "0",
-                        "informationUri": INFO_URI,
                         "rules": entries,
                         "properties": {"ruleset": ruleset.version},
                     }
