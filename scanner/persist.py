@@ -15,9 +15,10 @@ from itertools import islice
 from typing import Any
 
 from django.db import connection, models, transaction
+from django.db.models import F, Q
 
 from .engine.model import FileEntry, ImageResult, ScanReport
-from .models import FileRecord, Finding, Image, Layer, ScanRun
+from .models import FileRecord, Finding, Image, Layer, ScanRun, TriageStatus
 
 BATCH = 5000
 
@@ -74,6 +75,29 @@ def store_report(run: ScanRun, report: ScanReport) -> None:
         Finding.objects.filter(scan=run).delete()
         for result in report.images:
             _store_image(run, result)
+        carry_triage(run)
+
+
+def carry_triage(run: ScanRun) -> int:
+    """Triage survives a re-scan: a finding whose fingerprint (rule, layer diff_id, path, content hash) was
+    triaged or assigned earlier in the same case takes over the latest such decision. Returns how many."""
+    fresh = Finding.objects.filter(scan=run)
+    earlier = (
+        Finding.objects.filter(case_id=run.evidence.case_id, fingerprint__in=fresh.values("fingerprint"))
+        .exclude(scan=run)
+        .filter(~Q(status=TriageStatus.OPEN) | Q(assignee__isnull=False))
+        .order_by("fingerprint", F("triaged_at").desc(nulls_last=True), "-pk")
+        .values("fingerprint", *TRIAGE_FIELDS)
+    )
+    decisions: dict[str, dict] = {}
+    for row in earlier:
+        decisions.setdefault(row.pop("fingerprint"), row)
+    for fingerprint, decision in decisions.items():
+        fresh.filter(fingerprint=fingerprint).update(**decision)
+    return len(decisions)
+
+
+TRIAGE_FIELDS = ("status", "triage_reason", "assignee_id", "triaged_by_id", "triaged_at")
 
 
 def _store_image(run: ScanRun, result: ImageResult) -> None:

@@ -100,13 +100,26 @@ def test_rule_pack_fields_are_stored(run):
     explicit suppression survive storage; storable text only."""
     report = report_with([FileEntry(path="/usr/bin/.hidden_miner", layer_index=0, type=EntryType.FILE)])
     grave = EngineFinding(
-        rule_id="layer.deleted-file", severity=Severity.HIGH, title="deleted", layer_index=0,
-        path="/usr/bin/.hidden_miner", sha256="d" * 64, fingerprint="1" * 64, hidden_layer_index=1,
-        related=["2" * 64], remediation="Recover it and analyse it.",
+        rule_id="layer.deleted-file",
+        severity=Severity.HIGH,
+        title="deleted",
+        layer_index=0,
+        path="/usr/bin/.hidden_miner",
+        sha256="d" * 64,
+        fingerprint="1" * 64,
+        hidden_layer_index=1,
+        related=["2" * 64],
+        remediation="Recover it and analyse it.",
     )
     secret = EngineFinding(
-        rule_id="secret.file", severity=Severity.CRITICAL, title="creds", layer_index=0, path="/root/.env",
-        fingerprint="2" * 64, excerpt="wJal…[40 chars, sha256:78314b11be2e5815]\x00", suppressed=True,
+        rule_id="secret.file",
+        severity=Severity.CRITICAL,
+        title="creds",
+        layer_index=0,
+        path="/root/.env",
+        fingerprint="2" * 64,
+        excerpt="wJal…[40 chars, sha256:78314b11be2e5815]\x00",
+        suppressed=True,
         suppression="suppressed by alice: lab sample (rules/s.yml:3)",
     )
     report.images[0].findings += [grave, secret]
@@ -117,3 +130,46 @@ def test_rule_pack_fields_are_stored(run):
     assert g.layer.index == 0 and not g.suppressed and g.excerpt == ""
     assert s.suppressed and s.suppression.startswith("suppressed by alice") and s.hidden_layer_index is None
     assert s.excerpt == "wJal…[40 chars, sha256:78314b11be2e5815]\\x00"
+
+
+def test_triage_survives_a_rescan_in_the_same_case_only(run, case, alice, mallory, small_image):
+    from cases.models import Case
+    from scanner.models import TriageStatus
+
+    def finding_report() -> ScanReport:
+        report = report_with([FileEntry(path="/usr/bin/x", layer_index=0, type=EntryType.FILE)])
+        report.images[0].findings.append(
+            EngineFinding(
+                rule_id="file.hidden-executable",
+                severity=Severity.HIGH,
+                title="t",
+                layer_index=0,
+                path="/usr/bin/.x",
+                sha256="d" * 64,
+            )
+        )
+        return report
+
+    def new_run(in_case) -> ScanRun:
+        uploaded = upload_file(small_image.path)
+        uploaded.sha256 = "e" * 64
+        lead = in_case.lead
+        return ScanRun.objects.get(evidence=receive_evidence(case=in_case, uploaded=uploaded, user=lead))
+
+    store_report(run, finding_report())
+    Finding.objects.filter(scan=run).update(
+        status=TriageStatus.FALSE_POSITIVE, triage_reason="vendor tool", triaged_by=alice, assignee=alice
+    )
+    again = new_run(case)
+    store_report(again, finding_report())
+    carried = Finding.objects.get(scan=again)
+    assert (carried.status, carried.triage_reason, carried.assignee, carried.triaged_by) == (
+        TriageStatus.FALSE_POSITIVE,
+        "vendor tool",
+        alice,
+        alice,
+    )
+
+    elsewhere = new_run(Case.open_case(lead=mallory, title="another incident"))
+    store_report(elsewhere, finding_report())
+    assert Finding.objects.get(scan=elsewhere).status == TriageStatus.OPEN  # decisions never cross cases
