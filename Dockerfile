@@ -15,6 +15,11 @@ RUN /opt/venv/bin/pip install -e .
 
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 LOWERDIR_DATA_DIR=/data
+# The post-mortem PDF (WeasyPrint) needs Pango, HarfBuzz's subsetter and a font (docs/postmortem.md).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
+       fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin lowerdir \
     && install -d -o lowerdir -g lowerdir -m 0750 /data
 COPY --from=build /opt/venv /opt/venv

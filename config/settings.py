@@ -209,7 +209,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 # Post-mortem export (docs/postmortem.md). A PDF of a case with more rows than this (findings + timeline
 # entries + custody events) renders in a Celery task with progress; smaller ones in the request.
-LOWERDIR_POSTMORTEM_INLINE_MAX = env_int("LOWERDIR_POSTMORTEM_INLINE_MAX", 1500)
+LOWERDIR_POSTMORTEM_INLINE_MAX = env_int("LOWERDIR_POSTMORTEM_INLINE_MAX", 500)
 # The default TLP (clear, green, amber, amber+strict or red) and classification printed on every page.
 LOWERDIR_POSTMORTEM_TLP = os.environ.get("LOWERDIR_POSTMORTEM_TLP", "amber")
 LOWERDIR_POSTMORTEM_CLASSIFICATION = os.environ.get("LOWERDIR_POSTMORTEM_CLASSIFICATION", "Confidential")

@@ -62,7 +62,7 @@ def default_classification() -> str:
 
 
 def inline_max() -> int:
-    return int(getattr(settings, "LOWERDIR_POSTMORTEM_INLINE_MAX", 1500))
+    return int(getattr(settings, "LOWERDIR_POSTMORTEM_INLINE_MAX", 500))
 
 
 def runs_inline(case: Case, fmt: str) -> bool:

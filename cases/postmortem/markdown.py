@@ -316,7 +316,7 @@ def render(pm: PostMortem) -> str:
                 add(f"  - File SHA-256: {code(f.sha256)}")
             if f.excerpt:
                 add(f"  - Excerpt (redacted): {code(f.excerpt)}")
-            elif f.detail:
+            elif f.detail and not f.path:  # the detail, when nothing else says what was found
                 add(f"  - Detail: {text(f.detail)}")
             triage = text(f.status_label)
             if f.triaged_by:
