@@ -4,9 +4,10 @@ or a rule id, across every case the caller is a member of — and nothing else.
 Used by ``GET /api/search/`` and the search page (``/search/``, the box in the top bar). Every queryset
 goes through :func:`cases.api.scope.visible`, the API's one visibility rule. The lookups are served by
 indexes: ``FileRecord.sha256``, ``Finding.sha256``, ``Evidence.sha256``, ``Finding.rule_id`` (their own),
-and ``path`` on file records and findings (migration ``scanner.0004_pivot_path_indexes``: a
-``text_pattern_ops`` B-tree on PostgreSQL, which serves both ``=`` and ``LIKE 'prefix%'``; a plain index on
-SQLite, served by the range that :func:`cases.api.filters.prefix_q` turns a prefix into).
+and ``path`` on file records and findings (migration ``scanner.0004_pivot_path_indexes``: on PostgreSQL a
+B-tree on ``path COLLATE "C"``, which serves ``=``, ``LIKE 'prefix%'`` and the ordering by path; on SQLite a
+plain index, served by the range that :func:`cases.api.filters.prefix_q` turns a prefix into). Results are
+ordered by path (bytewise), then id.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from rest_framework.exceptions import ValidationError
 
 from scanner.models import FileRecord, Finding
 
-from .api.filters import no_nul, prefix_q, sha256_value
+from .api.filters import no_nul, path_equals, path_expr, prefix_q, sha256_value
 from .api.scope import visible
 from .models import Evidence
 
@@ -89,7 +90,7 @@ class Pivot:
 def _path_filter(pivot: Pivot) -> Q:
     q = Q()
     if pivot.path:
-        q &= Q(path=pivot.path)
+        q &= Q(path_equals(pivot.path))
     if pivot.path_prefix:
         q &= prefix_q(pivot.path_prefix)
     return q
@@ -107,7 +108,7 @@ def files(user, pivot: Pivot) -> QuerySet:
         visible(user, records)
         .select_related("layer", "image__scan__evidence__case")
         .defer("image__config", "image__scan__stats", "image__scan__error")
-        .order_by("-pk")
+        .order_by(path_expr(), "pk")
     )
 
 
@@ -122,7 +123,7 @@ def findings(user, pivot: Pivot) -> QuerySet:
         visible(user, found)
         .select_related("case", "layer", "image", "scan", "assignee", "triaged_by")
         .defer("image__config", "scan__stats")
-        .order_by("-pk")
+        .order_by(path_expr(), "pk")
     )
 
 

@@ -5,7 +5,9 @@ view runs)."""
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import DataError
 from django.http import Http404
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import exceptions, serializers, viewsets
 from rest_framework.throttling import UserRateThrottle
@@ -56,6 +58,8 @@ def exception_handler(exc, context):
     """DRF's handler, then one body shape for every error (``ActionError`` from the domain is a 400)."""
     if isinstance(exc, ActionError):
         exc = exceptions.ValidationError({"non_field_errors": [str(exc)]})
+    elif isinstance(exc, DataError):  # a value the database cannot store or compare: the client's input
+        exc = exceptions.ValidationError({"non_field_errors": ["A value is out of range or not storable."]})
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")  # not "No Finding matches the given query."
     response = drf_exception_handler(exc, context)
@@ -144,6 +148,16 @@ class ApiViewSet(viewsets.GenericViewSet):
     def get_exception_handler(self):
         return exception_handler
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # PostgreSQL refuses NUL in text; serializer fields reject it already, so do the URL and query too.
+        for name, value in [*kwargs.items(), *request.query_params.lists()]:
+            values = value if isinstance(value, list) else [value]
+            if any("\x00" in str(v) for v in values):
+                raise exceptions.ValidationError(
+                    {str(name).replace("\x00", ""): ["NUL characters are not allowed."]}
+                )
+
 
 class CaseScopedViewSet(ApiViewSet):
     """Views under ``/api/cases/{case_id}/``: the case and the caller's role are looked up (404 for a
@@ -164,3 +178,11 @@ class CaseScopedViewSet(ApiViewSet):
     @property
     def schema_only(self) -> bool:
         return getattr(self, "swagger_fake_view", False)
+
+
+@csrf_exempt  # nothing to protect, and a POST to a wrong URL is a 404 like a GET, not a CSRF page
+def not_found(request, *args, **kwargs):
+    """Any other URL under /api/: the API's 404 body, not the HTML page."""
+    from django.http import JsonResponse
+
+    return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)

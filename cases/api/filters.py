@@ -6,7 +6,9 @@ import re
 
 from django.db import connection
 from django.db.models import Case as CaseWhen
-from django.db.models import IntegerField, Q, Value, When
+from django.db.models import F, IntegerField, Q, Value, When
+from django.db.models.functions import Collate
+from django.db.models.lookups import Exact, StartsWith
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 
@@ -66,20 +68,33 @@ def bool_param(params, name: str) -> bool | None:
     raise ValidationError({name: ["Use true or false."]})
 
 
-def prefix_q(prefix: str, field: str = "path") -> Q:
-    """Rows whose ``field`` starts with ``prefix``, exactly (case-sensitive) and index-friendly.
+def path_expr(field: str = "path"):
+    """``field`` as the pivot compares and orders it: bytewise. On PostgreSQL ``field COLLATE "C"``, the
+    expression the pivot's path indexes are built on (migration scanner 0004); SQLite compares text
+    bytewise already."""
+    if connection.vendor == "postgresql":
+        return Collate(F(field), "C")
+    return F(field)
 
-    PostgreSQL: ``LIKE 'prefix%'``, served by the ``text_pattern_ops`` indexes (migration
-    scanner 0004). SQLite's LIKE ignores ASCII case and never uses an index, so there it is the
-    equivalent range ``prefix <= field < next(prefix)`` under SQLite's binary collation, which an index on
-    ``field`` serves.
+
+def path_equals(value: str, field: str = "path") -> Exact:
+    return Exact(path_expr(field), value)
+
+
+def prefix_q(prefix: str, field: str = "path") -> Q:
+    """Rows whose ``field`` starts with ``prefix``, exactly (case-sensitive; ``%`` and ``_`` are not
+    wildcards) and index-friendly.
+
+    PostgreSQL: ``field COLLATE "C" LIKE 'prefix%'``, which the planner turns into a range scan of the
+    ``COLLATE "C"`` index. SQLite's LIKE ignores ASCII case and is never indexed, so there it is the range
+    ``prefix <= field < next(prefix)`` under SQLite's binary collation, which an index on ``field`` serves.
     """
     if not prefix:
         return Q()
-    if connection.vendor == "postgresql" or ord(prefix[-1]) >= 0x10FFFF:
-        if connection.vendor != "postgresql":
-            return Q(**{f"{field}__startswith": prefix}) & Q(**{f"{field}__gte": prefix})
-        return Q(**{f"{field}__startswith": prefix})
+    if connection.vendor == "postgresql":
+        return Q(StartsWith(path_expr(field), prefix))
+    if ord(prefix[-1]) >= 0x10FFFF:
+        return Q(**{f"{field}__gte": prefix}) & Q(StartsWith(F(field), prefix))
     upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     return Q(**{f"{field}__gte": prefix, f"{field}__lt": upper})
 

@@ -29,6 +29,7 @@ from ..workspace.actions import NARRATIVE_FIELDS
 
 # The post-mortem narrative: whatever the workspace lets people edit (the summary is a field of its own).
 NARRATIVE = [name for name in NARRATIVE_FIELDS if name != "summary"]
+ID_MAX = 2**63 - 1  # a database id (64-bit): larger numbers are a 400, never an overflow
 FINDING_SEVERITIES = ["critical", "high", "medium", "low", "info"]
 
 
@@ -398,15 +399,17 @@ class FindingFilterSerializer(serializers.Serializer):
     status = serializers.ListField(
         child=serializers.ChoiceField(choices=TriageStatus.choices), required=False
     )
-    layer = serializers.IntegerField(required=False, min_value=0)
+    layer = serializers.IntegerField(required=False, min_value=0, max_value=ID_MAX)
     path = serializers.CharField(required=False, help_text="path prefix")
-    evidence = serializers.IntegerField(required=False)
+    evidence = serializers.IntegerField(required=False, min_value=1, max_value=ID_MAX)
 
 
 class BulkTriageSerializer(serializers.Serializer):
     """Triage many findings of the case at once: either ``ids`` or every finding matching ``filter``."""
 
-    ids = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=50_000)
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=ID_MAX), required=False, max_length=50_000
+    )
     filter = FindingFilterSerializer(required=False)
     status = serializers.ChoiceField(choices=TriageStatus.choices, required=False)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=5000)
@@ -428,7 +431,7 @@ class BulkResultSerializer(serializers.Serializer):
 
 
 class IdListField(serializers.ListField):
-    child = serializers.IntegerField(min_value=1)
+    child = serializers.IntegerField(min_value=1, max_value=ID_MAX)
 
 
 class TimelineEventSerializer(serializers.ModelSerializer):
@@ -544,7 +547,11 @@ class ChecklistItemUpdateSerializer(serializers.Serializer):
 class NewChecklistItemSerializer(serializers.Serializer):
     text = serializers.CharField(max_length=500)
     finding = serializers.IntegerField(
-        required=False, allow_null=True, help_text="link to a finding of the case"
+        min_value=1,
+        max_value=ID_MAX,
+        required=False,
+        allow_null=True,
+        help_text="link to a finding of the case",
     )
 
 

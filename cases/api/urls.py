@@ -57,5 +57,6 @@ urlpatterns = [
         ChecklistItemViewSet.as_view(DETAIL),
         name="checklist-item-detail",
     ),
+    path("search/", SearchViewSet.as_view({"get": "summary"}), name="search-summary"),
     *router.urls,
 ]

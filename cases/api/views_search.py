@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from .. import search
 from .base import ApiViewSet, SearchThrottle
+from .pagination import Pagination
 from .serializers import SearchEvidenceSerializer, SearchFileSerializer, SearchFindingSerializer
 
 PIVOT_PARAMETERS = [
@@ -27,6 +28,7 @@ PIVOT_PARAMETERS = [
     ),
 ]
 SUMMARY_LIMIT = 20
+PAGED = {"pagination_class": Pagination}
 
 
 def _section(name: str, serializer) -> serializers.Serializer:
@@ -39,6 +41,7 @@ def _section(name: str, serializer) -> serializers.Serializer:
 @extend_schema(tags=["search"])
 class SearchViewSet(ApiViewSet):
     throttle_classes = [*ApiViewSet.throttle_classes, SearchThrottle]
+    pagination_class = None  # the summary is one document; each kind pages on its own (PAGED)
 
     def _pivot(self) -> search.Pivot:
         return search.Pivot.from_params(self.request.query_params)
@@ -60,7 +63,7 @@ class SearchViewSet(ApiViewSet):
             },
         ),
     )
-    def list(self, request: Request) -> Response:
+    def summary(self, request: Request) -> Response:
         """Counts of each kind and the first 20 of each; the ``files/``, ``findings/`` and ``evidence/``
         sub-resources page through all of them. Combined parameters must all match."""
         pivot = self._pivot()
@@ -85,20 +88,20 @@ class SearchViewSet(ApiViewSet):
         return Response(body)
 
     @extend_schema(parameters=PIVOT_PARAMETERS, responses=SearchFileSerializer(many=True))
-    @action(detail=False, methods=["get"], serializer_class=SearchFileSerializer)
+    @action(detail=False, methods=["get"], serializer_class=SearchFileSerializer, **PAGED)
     def files(self, request: Request) -> Response:
         """File records (any layer, the graveyard included), newest first."""
         page = self.paginate_queryset(search.files(request.user, self._pivot()))
         return self.get_paginated_response(SearchFileSerializer(page, many=True).data)
 
     @extend_schema(parameters=PIVOT_PARAMETERS, responses=SearchFindingSerializer(many=True))
-    @action(detail=False, methods=["get"], serializer_class=SearchFindingSerializer)
+    @action(detail=False, methods=["get"], serializer_class=SearchFindingSerializer, **PAGED)
     def findings(self, request: Request) -> Response:
         page = self.paginate_queryset(search.findings(request.user, self._pivot()))
         return self.get_paginated_response(SearchFindingSerializer(page, many=True).data)
 
     @extend_schema(parameters=PIVOT_PARAMETERS, responses=SearchEvidenceSerializer(many=True))
-    @action(detail=False, methods=["get"], serializer_class=SearchEvidenceSerializer)
+    @action(detail=False, methods=["get"], serializer_class=SearchEvidenceSerializer, **PAGED)
     def evidence(self, request: Request) -> Response:
         """Evidence archives with that SHA-256, and evidence holding a matching file or finding."""
         page = self.paginate_queryset(search.evidence(request.user, self._pivot()))
