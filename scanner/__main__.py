@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from scanner import cli_registry
+from scanner import cli_registry, submit
 from scanner.engine import ScanError, ScanOptions, list_platforms, open_layer_file, scan
 from scanner.engine.model import Severity
 from scanner.engine.report import render_table, to_dict
@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("platforms", help="list the images and platforms in a source")
     p.add_argument("source")
     p.add_argument("--format", choices=["table", "json"], default="table")
+    submit.add_parser(sub)
     return parser
 
 
@@ -176,7 +177,8 @@ def _platforms(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    command = {"scan": _scan, "cat": _cat, "platforms": _platforms, "rules": _rules}[args.command]
+    command = {"scan": _scan, "cat": _cat, "platforms": _platforms, "rules": _rules,
+               "submit": submit.main}[args.command]
     try:
         return command(args)
     except ScanError as exc:
