@@ -5,7 +5,7 @@
 Every member may export, viewers included (an export reads the case; it carries no evidence bytes).
 
 A small case answers with the document itself. A PDF of a large case is rendered by a worker: browsers
-are redirected (303) to the export's page, which refreshes until it is done; API clients get
+are redirected to the export's page, which refreshes until it is done; API clients get
 ``202 Accepted`` with the export's URL in ``Location`` and a JSON body to poll.
 """
 
@@ -109,7 +109,7 @@ def export_json(record: ExportRecord) -> dict:
 
 def _file_response(record: ExportRecord, data: bytes) -> HttpResponse:
     response = HttpResponse(data, content_type=exports.CONTENT_TYPES[record.format])
-    response["Content-Disposition"] = f'attachment; filename="{record.case.key}-postmortem.{record.format}"'
+    response["Content-Disposition"] = f'attachment; filename="{record.filename}"'
     response["X-Content-SHA256"] = record.sha256
     digest = base64.b64encode(bytes.fromhex(record.sha256)).decode()
     response["Repr-Digest"] = f"sha-256=:{digest}:"  # RFC 9530
