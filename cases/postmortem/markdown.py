@@ -280,7 +280,7 @@ def render(pm: PostMortem) -> str:
                 what += " — " + (
                     _cell(t.body) if not t.markdown else one_line(prose(t.body)).replace("|", "\\|")
                 )
-            extra = [x for x in (t.detail, f"{t.findings} finding(s)" if t.findings else "") if x]
+            extra = [x for x in (t.detail, f"{t.findings:,} findings" if t.findings > 1 else "") if x]
             if extra:
                 what += " (" + _cell(" · ".join(extra)) + ")"
             rows.append([_utc(t.at), text(t.kind_label), what, text(t.author)])
