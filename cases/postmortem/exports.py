@@ -229,6 +229,33 @@ def queue(record: ExportRecord) -> None:
     transaction.on_commit(lambda: render_postmortem.delay(export_id))
 
 
+def describe(record: ExportRecord) -> dict:
+    """An export as JSON (the export page for API clients; the REST API can reuse it)."""
+    from django.urls import reverse
+
+    args = [record.case_id, record.pk]
+    done = record.status == ExportStatus.DONE
+    return {
+        "id": record.pk,
+        "case": record.case_id,
+        "format": record.format,
+        "status": record.status,
+        "progress": round(record.progress, 3),
+        "tlp": context.TLP.get(record.tlp, (record.tlp, ""))[0],
+        "classification": record.classification,
+        "sha256": record.sha256 or None,
+        "size": record.size,
+        "pages": record.pages,
+        "evidence_sha256": record.evidence,
+        "requested_by": record.requested_by.username,
+        "requested_at": record.requested_at.isoformat(),
+        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
+        "error": record.error or None,
+        "url": reverse("cases:export", args=args),
+        "download": reverse("cases:export_download", args=args) if done else None,
+    }
+
+
 def read(record: ExportRecord) -> bytes:
     with default_storage.open(record.storage_key, "rb") as handle:
         return handle.read()

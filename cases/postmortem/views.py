@@ -82,31 +82,6 @@ def _options(request: HttpRequest) -> tuple[str, str | None]:
     return tlp, classification
 
 
-def export_json(record: ExportRecord) -> dict:
-    args = [record.case_id, record.pk]
-    return {
-        "id": record.pk,
-        "case": record.case_id,
-        "format": record.format,
-        "status": record.status,
-        "progress": round(record.progress, 3),
-        "tlp": context.TLP.get(record.tlp, (record.tlp, ""))[0],
-        "classification": record.classification,
-        "sha256": record.sha256 or None,
-        "size": record.size,
-        "pages": record.pages,
-        "evidence_sha256": record.evidence,
-        "requested_by": record.requested_by.username,
-        "requested_at": record.requested_at.isoformat(),
-        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
-        "error": record.error or None,
-        "url": reverse("cases:export", args=args),
-        "download": reverse("cases:export_download", args=args)
-        if record.status == ExportStatus.DONE
-        else None,
-    }
-
-
 def _file_response(record: ExportRecord, data: bytes) -> HttpResponse:
     response = HttpResponse(data, content_type=exports.CONTENT_TYPES[record.format])
     response["Content-Disposition"] = f'attachment; filename="{record.filename}"'
@@ -121,7 +96,7 @@ def _file_response(record: ExportRecord, data: bytes) -> HttpResponse:
 def _failed(request: HttpRequest, record: ExportRecord, status: int = 500) -> HttpResponse:
     record.refresh_from_db()
     if _prefers_json(request) or "text/html" not in request.headers.get("Accept", ""):
-        return JsonResponse(export_json(record), status=status)
+        return JsonResponse(exports.describe(record), status=status)
     return render(
         request,
         "postmortem/export_detail.html",
@@ -146,7 +121,7 @@ def export(request: HttpRequest, case: Case, role: str, fmt: str) -> HttpRespons
     exports.queue(record)
     if "text/html" in request.headers.get("Accept", ""):
         return redirect(reverse("cases:export", args=[case.pk, record.pk]), permanent=False)
-    response = JsonResponse(export_json(record), status=202)
+    response = JsonResponse(exports.describe(record), status=202)
     response["Location"] = reverse("cases:export", args=[case.pk, record.pk])
     response["Retry-After"] = "2"
     return response
@@ -159,7 +134,7 @@ def export_detail(request: HttpRequest, case: Case, role: str, export_id: int) -
         ExportRecord.objects.select_related("requested_by", "case"), case=case, pk=export_id
     )
     if _prefers_json(request) or "text/html" not in request.headers.get("Accept", ""):
-        return JsonResponse(export_json(record))
+        return JsonResponse(exports.describe(record))
     response = render(
         request, "postmortem/export_detail.html", {**tab_context(case, role, "postmortem"), "export": record}
     )
@@ -173,7 +148,7 @@ def export_download(request: HttpRequest, case: Case, role: str, export_id: int)
     """The stored bytes of a finished export, checked against the recorded SHA-256 before they go out."""
     record = get_object_or_404(ExportRecord.objects.select_related("case"), case=case, pk=export_id)
     if record.status != ExportStatus.DONE:
-        return JsonResponse(export_json(record), status=409)
+        return JsonResponse(exports.describe(record), status=409)
     data = exports.read(record)
     if hashlib.sha256(data).hexdigest() != record.sha256:
         log.error("export %s: stored bytes do not match the recorded SHA-256", record.pk)
