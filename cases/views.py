@@ -79,10 +79,6 @@ def case_detail(request: HttpRequest, case: Case, role: str) -> HttpResponse:
     counts = queries.severity_counts(case)
     scans = queries.latest_scans(case)
     flagged = queries.flagged_layers(case)
-    charts = []
-    for run in scans:
-        for image in run.images.all():
-            charts.append((run, image, layer_chart(image.layers.all(), flagged)))
     context = tab_context(
         case,
         role,
@@ -94,7 +90,7 @@ def case_detail(request: HttpRequest, case: Case, role: str) -> HttpResponse:
         status_counts=[(TriageStatus(k).label, n) for k, n in queries.status_counts(case).items()],
         progress=queries.checklist_progress(case),
         scans=scans,
-        charts=charts,
+        charts=_image_charts(scans, flagged),
         flagged=flagged,
         memberships=case.memberships.select_related("user").order_by("user__username"),
         status_form=StatusForm(initial={"status": case.status}),
@@ -109,11 +105,15 @@ def case_detail(request: HttpRequest, case: Case, role: str) -> HttpResponse:
 def case_images(request: HttpRequest, case: Case, role: str) -> HttpResponse:
     """The images section alone, fetched by the page when a scan finishes."""
     scans = queries.latest_scans(case)
-    flagged = queries.flagged_layers(case)
-    charts = [
+    charts = _image_charts(scans, queries.flagged_layers(case))
+    return render(request, "cases/_images.html", {"case": case, "scans": scans, "charts": charts})
+
+
+def _image_charts(scans, flagged: dict) -> list[tuple]:
+    """(run, image, layer chart) for every image of the latest scans, as the images section shows them."""
+    return [
         (run, image, layer_chart(image.layers.all(), flagged)) for run in scans for image in run.images.all()
     ]
-    return render(request, "cases/_images.html", {"case": case, "scans": scans, "charts": charts})
 
 
 def _evidence_rows(case: Case):
