@@ -552,8 +552,10 @@ def _timeline(case: Case) -> list[TimelineRow]:
 
 
 def _rules(findings: list[FindingRow]) -> list[RuleRow]:
-    """Catalogue entries of the rules the findings refer to: from the rule pack when it loads, else the
-    rule id and the title of one of its findings."""
+    """Catalogue entries of the rules the findings refer to: from the rule pack when it has the rule, else
+    the rule id and the title of one of its findings. The catalogue text comes from rule files (ours or an
+    administrator's), not from images, and is printed as written: redacting prose about credentials
+    ("a file holds a credential: private keys, ...") would garble it."""
     counts = Counter(f.rule_id for f in findings)
     titles: dict[str, str] = {}
     severities: dict[str, str] = {}
@@ -572,13 +574,13 @@ def _rules(findings: list[FindingRow]) -> list[RuleRow]:
         rule = catalogue.get(rule_id)
         if rule is not None:
             rows.append(
-                RuleRow(
+                RuleRow(  # the rule pack's own text (rule files, not image content): not redacted
                     id=rule_id,
                     severity=str(getattr(rule.severity, "value", rule.severity)),
-                    title=redact(rule.title),
-                    description=redact(rule.description),
-                    remediation=redact(rule.remediation),
-                    references=[redact(ref) for ref in rule.references],
+                    title=rule.title,
+                    description=rule.description,
+                    remediation=rule.remediation,
+                    references=list(rule.references),
                     count=counts[rule_id],
                     in_catalogue=True,
                 )

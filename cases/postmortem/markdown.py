@@ -474,7 +474,7 @@ def render(pm: PostMortem) -> str:
             add("References: " + ", ".join(code(ref) for ref in rule.references))
             add("")
         if not rule.in_catalogue:
-            add("*Not in the loaded rule pack: its id and title as the findings carry them.*")
+            add("*Not in the rule pack's catalogue: its id and title as the findings carry them.*")
             add("")
     if pm.export_id:
         add(
