@@ -124,7 +124,7 @@ def test_the_document_uses_the_case_pages_own_charts(worked):
     assert "style=" not in html and "<script" not in html  # the preview runs under the strict CSP
 
 
-def test_context_queries_do_not_grow_with_the_case(alice, make_user, django_assert_max_num_queries):
+def test_context_queries_do_not_grow_with_the_case(alice, make_user):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
