@@ -21,6 +21,7 @@ from ..models import (
     ChecklistItem,
     CustodyEvent,
     Evidence,
+    ExportRecord,
     FindingComment,
     Note,
     NoteRevision,
@@ -45,6 +46,7 @@ CASE_PATH: dict[type[Model], str] = {
     NoteRevision: "note__case",
     Checklist: "case",
     ChecklistItem: "checklist__case",
+    ExportRecord: "case",
 }
 
 WRITE_ROLES = (Role.LEAD, Role.INVESTIGATOR)

@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from .views import CaseViewSet, EvidenceViewSet, FindingViewSet, ImageViewSet, MemberViewSet
+from .views_exports import ExportViewSet
 from .views_records import (
     ChecklistItemViewSet,
     ChecklistTemplateViewSet,
@@ -56,6 +57,13 @@ urlpatterns = [
         case + "checklists/<int:checklist_id>/items/<int:pk>/",
         ChecklistItemViewSet.as_view(DETAIL),
         name="checklist-item-detail",
+    ),
+    path(case + "exports/", ExportViewSet.as_view(LIST), name="export-list"),
+    path(case + "exports/<int:pk>/", ExportViewSet.as_view({"get": "retrieve"}), name="export-detail"),
+    path(
+        case + "exports/<int:pk>/download/",
+        ExportViewSet.as_view({"get": "download"}),
+        name="export-download",
     ),
     path("search/", SearchViewSet.as_view({"get": "summary"}), name="search-summary"),
     *router.urls,

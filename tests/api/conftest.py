@@ -204,4 +204,7 @@ def world(team) -> World:
     )
     built.extra["note"] = actions.save_note(case, team.lead, title="First look", body="*miner*")
     built.extra["checklist"] = actions.add_checklist(case, team.lead, "ci-runner-wipe")
+    from cases.postmortem import exports
+
+    built.extra["export"] = exports.run_inline(exports.request_export(case, team.lead, "md"))[0]
     return built

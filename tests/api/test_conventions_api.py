@@ -108,6 +108,9 @@ def test_schema_validates_and_covers_every_route(tmp_path, team):
         "/api/search/findings/",
         "/api/search/evidence/",
         "/api/checklist-templates/",
+        "/api/cases/{case_id}/exports/",
+        "/api/cases/{case_id}/exports/{id}/",
+        "/api/cases/{case_id}/exports/{id}/download/",
     ):
         assert route in paths, route
     for route, operations in paths.items():

@@ -65,9 +65,10 @@ def test_reverify_records_match_and_mismatch(team, world):
     assert team.client("viewer").post(url).status_code == 403
     assert team.client("outsider").post(url).status_code == 404
     custody = team.client("viewer").get(f"/api/evidence/{world.evidence.pk}/custody/").json()
-    assert [e["action"] for e in custody["results"]] == ["received", "verified", "verified"]
-    assert [e["detail"].get("match") for e in custody["results"][1:]] == [True, False]
-    assert CustodyEvent.objects.filter(evidence=world.evidence).count() == 3
+    # received, exported (the fixture's post-mortem export), then the two verifications
+    assert [e["action"] for e in custody["results"]] == ["received", "exported", "verified", "verified"]
+    assert [e["detail"].get("match") for e in custody["results"][2:]] == [True, False]
+    assert CustodyEvent.objects.filter(evidence=world.evidence).count() == 4
     assert team.client("outsider").get(f"/api/evidence/{world.evidence.pk}/custody/").status_code == 404
 
 

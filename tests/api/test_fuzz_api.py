@@ -59,6 +59,7 @@ def id_patterns(world) -> list[tuple[str, int]]:
         (r"/notes/\{id\}/", world.extra["note"].pk),
         (r"/items/\{id\}/", checklist.items.first().pk),
         (r"/checklists/\{id\}/", checklist.pk),
+        (r"/exports/\{id\}/", world.extra["export"].pk),
     ]
 
 

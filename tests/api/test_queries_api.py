@@ -30,6 +30,7 @@ def list_urls(world) -> list[str]:
         f"{c}/notes/?page_size=500",
         f"{c}/notes/{note}/revisions/?page_size=500",
         f"{c}/checklists/?page_size=500",
+        f"{c}/exports/?page_size=500",
         f"{c}/",
         f"/api/evidence/{e}/custody/?page_size=500",
         f"/api/evidence/{e}/images/?page_size=500",
@@ -100,6 +101,10 @@ def grow(world, team, make_user) -> None:
     for finding in findings[:10]:
         actions.comment(case, lead, world.findings[0], f"comment on {finding.pk}")
     actions.triage(case, lead, ids=[f.pk for f in findings], status="confirmed", assignee=team.viewer)
+    from cases.postmortem.exports import request_export
+
+    for fmt in ("pdf", "md", "json") * 4:
+        request_export(case, team.viewer, fmt)
     from cases.custody import verify_evidence
 
     for _ in range(10):

@@ -36,6 +36,7 @@ def requests(world, small_image) -> list[tuple[str, str, str, dict | None, str]]
         (READ, "get", f"{c}/checklists/", None, "json"),
         (READ, "get", f"{cl}/", None, "json"),
         (READ, "get", f"{cl}/items/{item}/", None, "json"),
+        (READ, "get", f"{c}/exports/", None, "json"),
         (READ, "get", f"/api/evidence/{e}/", None, "json"),
         (READ, "get", f"/api/evidence/{e}/custody/", None, "json"),
         (READ, "get", f"/api/evidence/{e}/images/", None, "json"),
