@@ -58,9 +58,9 @@ def test_reference_is_pulled_stored_with_custody_and_scanned(
 
 def test_bad_references_are_400_at_once(api, case, registry) -> None:
     bad = api.post(evidence_url(case), {"reference": "http://evil/x"}, format="json")
-    assert bad.status_code == 400 and "not an image reference" in bad.json()["reference"][0]
+    assert bad.status_code == 400 and "not an image reference" in bad.json()["errors"]["reference"][0]
     private = api.post(evidence_url(case), {"reference": f"{registry.host}/team/web:3"}, format="json")
-    assert private.status_code == 400 and "non-public address" in private.json()["reference"][0]
+    assert private.status_code == 400 and "non-public address" in private.json()["errors"]["reference"][0]
 
 
 def test_failed_pull_is_audited(case, registry, settings) -> None:
