@@ -87,7 +87,7 @@ def build(args) -> dict:
 
     from cases.models import Case, CaseMembership, Evidence, Role
     from scanner.models import FileRecord, Finding, Image, Layer, ScanRun, ScanStatus
-    from scanner.persist import insert_rows
+    from scanner.persist import FILE_FIELDS, insert_rows
 
     rng = random.Random(42)
     users = get_user_model().objects
@@ -95,24 +95,6 @@ def build(args) -> dict:
     owner = users.create_user("owner")
     per_image = args.files // args.cases
     base = [(rng.choice(DIRS) + f"f{n:06d}", sha(f"base-{n}")) for n in range(per_image // 2)]
-    fields = [
-        "image_id",
-        "layer_id",
-        "path",
-        "type",
-        "mode",
-        "uid",
-        "gid",
-        "size",
-        "mtime",
-        "link_target",
-        "sha256",
-        "flags",
-        "change",
-        "visible",
-        "hidden_by",
-        "hidden_how",
-    ]
     miner_cases = {3, args.cases // 2, args.cases - 1}
     started = time.perf_counter()
     for n in range(args.cases):
@@ -197,7 +179,7 @@ def build(args) -> dict:
                         "whiteout",
                     )
 
-            insert_rows(FileRecord, fields, rows())
+            insert_rows(FileRecord, FILE_FIELDS, rows())
             Finding.objects.bulk_create(
                 Finding(
                     case=case,

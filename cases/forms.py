@@ -5,6 +5,7 @@ from scanner.models import TriageStatus
 
 from .models import Case, CaseStatus, Role, Severity, TimelineKind
 from .playbooks import case_templates, checklist_templates
+from .workspace.actions import LEAD_FIELDS, NARRATIVE_FIELDS
 
 UTC_HELP = "UTC, e.g. 2026-03-14 09:26:53"
 
@@ -71,35 +72,8 @@ class StatusForm(forms.Form):
 class NarrativeForm(forms.ModelForm):
     class Meta:
         model = Case
-        fields = [
-            "title",
-            "severity",
-            "summary",
-            "detection",
-            "root_cause",
-            "contributing_factors",
-            "impact",
-            "actions_mitigate",
-            "actions_prevent",
-            "lessons_went_well",
-            "lessons_went_wrong",
-            "lessons_lucky",
-        ]
-        widgets = {
-            name: forms.Textarea(attrs={"rows": 4})
-            for name in [
-                "summary",
-                "detection",
-                "root_cause",
-                "contributing_factors",
-                "impact",
-                "actions_mitigate",
-                "actions_prevent",
-                "lessons_went_well",
-                "lessons_went_wrong",
-                "lessons_lucky",
-            ]
-        }
+        fields = [*LEAD_FIELDS, *NARRATIVE_FIELDS]
+        widgets = {name: forms.Textarea(attrs={"rows": 4}) for name in NARRATIVE_FIELDS}
         help_texts = {
             "root_cause": "Markdown",
             "impact": "Markdown",
@@ -111,7 +85,7 @@ class NarrativeForm(forms.ModelForm):
     def __init__(self, *args, lead: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if not lead:
-            for name in ("title", "severity"):
+            for name in LEAD_FIELDS:
                 self.fields[name].disabled = True
 
 
