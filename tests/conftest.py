@@ -12,6 +12,24 @@ from tests.imagefactory import BuiltImage, Entry, build_image
 PASSWORD = "correct horse battery staple"
 
 
+def _weasyprint_problem() -> str:
+    """WeasyPrint needs Pango from the system; a fresh machine without it skips the PDF tests."""
+    try:
+        import weasyprint  # noqa: F401
+    except (ImportError, OSError) as exc:
+        return f"WeasyPrint cannot load its system libraries (Debian: libpango-1.0-0): {exc}"
+    return ""
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if not any(item.get_closest_marker("pdf") for item in items):
+        return
+    if problem := _weasyprint_problem():
+        for item in items:
+            if item.get_closest_marker("pdf"):
+                item.add_marker(pytest.mark.skip(reason=problem))
+
+
 @pytest.fixture(autouse=True)
 def isolated_store(settings, tmp_path: Path) -> Path:
     """Each test gets an empty evidence store (integration tests, whose worker shares the session's

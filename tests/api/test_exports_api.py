@@ -9,7 +9,7 @@ import pytest
 
 from cases.models import AuditEvent, CustodyEvent, ExportRecord
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.pdf]
 
 
 def test_request_list_and_download(team, world):

@@ -14,7 +14,7 @@ from scanner.models import FileRecord
 
 from .conftest import MINER, scanned_image, stored_evidence
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.pdf]  # its fixture renders PDF exports
 
 
 def list_urls(world) -> list[str]:

@@ -18,7 +18,7 @@ from cases.postmortem import exports
 from cases.postmortem.tasks import render_postmortem, sweep_stale_exports
 from cases.workspace.audit import verify_case
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.pdf]
 
 FORMATS = ("pdf", "md", "json")
 

@@ -14,7 +14,7 @@ from cases.postmortem import context, render
 from cases.postmortem.fetcher import BASE_URL, STYLESHEET, Refused, StaticOnlyFetcher
 from tests.postmortem.conftest import HOSTILE_PATH, HOSTILE_TAG, SECRETS, pdftotext, squash
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.pdf]
 
 
 def test_the_pdf_states_every_section_and_fact(worked, web, tmp_path):

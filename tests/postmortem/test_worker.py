@@ -14,7 +14,7 @@ from tests.conftest import upload_file
 from tests.integration.conftest import start_worker, wait_for  # noqa: F401 - a fixture
 from tests.postmortem.conftest import SECRETS, pdftotext, poisoned_image, squash
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.pdf]
 
 
 @pytest.fixture(autouse=True)
