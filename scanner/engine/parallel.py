@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.sharedctypes
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -53,14 +54,22 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 def _abandon(pool: ProcessPoolExecutor) -> None:
-    """Stop the workers now: cancel what has not started and terminate what has."""
-    processes = list(getattr(pool, "_processes", {}).values())  # private, but there is no public way
+    """Stop the workers now: cancel what has not started and terminate what has.
+
+    The executor's manager thread joins the same processes while it shuts down, so one ``join`` here can
+    return before the child is gone: poll until each is reaped, and kill what ignores SIGTERM (bounded)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # private; no public way
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if process.is_alive():
             process.terminate()
+    deadline = time.monotonic() + 5
     for process in processes:
-        process.join(timeout=5)
+        while process.is_alive() and time.monotonic() < deadline:
+            process.join(timeout=0.05)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=1)
 
 
 def run_layers(blobs: list[tuple[BlobLocation, str]], limits: Limits, jobs: int,
