@@ -13,16 +13,15 @@ query count that does not depend on the number of rows (tests/test_workspace_per
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from throwaway import throwaway_app  # noqa: E402
 
 
 def main() -> int:
@@ -32,27 +31,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
 
-    data_dir = tempfile.mkdtemp(prefix="lowerdir-bench-")
-    try:
-        return run(args, data_dir)
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with throwaway_app():
+        return run(args)
 
 
-def run(args, data_dir: str) -> int:
-    os.environ.update(
-        {
-            "LOWERDIR_DATA_DIR": data_dir,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DJANGO_SECRET_KEY": "benchmark-only-not-secret",
-            "DJANGO_ALLOWED_HOSTS": "testserver",
-            "DJANGO_SECURE_SSL_REDIRECT": "0",
-            "LOWERDIR_LOG_LEVEL": "WARNING",
-        }
-    )
-    import django
-
-    django.setup()
+def run(args) -> int:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection
@@ -64,7 +47,6 @@ def run(args, data_dir: str) -> int:
     from scanner.models import Finding, Image
 
     setup_test_environment()
-    call_command("migrate", verbosity=0)
     call_command("collectstatic", verbosity=0, interactive=False)  # production static storage (manifest)
     user = get_user_model().objects.create_user("bench")  # force_login below: no password needed
     started = time.perf_counter()

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from throwaway import throwaway_app  # noqa: E402
 
 
 def main() -> int:
@@ -33,34 +33,17 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", help="also write the PDF here")
     args = parser.parse_args()
-    data_dir = tempfile.mkdtemp(prefix="lowerdir-bench-")
-    try:
-        return run(args, data_dir)
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with throwaway_app():
+        return run(args)
 
 
-def run(args, data_dir: str) -> int:
-    os.environ.update(
-        {
-            "LOWERDIR_DATA_DIR": data_dir,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DJANGO_SECRET_KEY": "benchmark-only-not-secret",
-            "DJANGO_ALLOWED_HOSTS": "testserver",
-            "DJANGO_SECURE_SSL_REDIRECT": "0",
-            "LOWERDIR_LOG_LEVEL": "WARNING",
-        }
-    )
+def run(args) -> int:
     try:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the target says
         cores = "1 core (pinned)"
     except (AttributeError, OSError):
         cores = f"{os.cpu_count()} cores (could not pin)"
-    import django
-
-    django.setup()
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -69,7 +52,6 @@ def run(args, data_dir: str) -> int:
     from cases.postmortem import context, markdown, render
     from cases.postmortem.sample import work_the_case
 
-    call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user("bench")
     started = time.perf_counter()
     case = build_demo_case(user, findings=args.findings, files=args.files)
